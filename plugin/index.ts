@@ -1,0 +1,28 @@
+/**
+ * Dataforts: a content-addressed blob layer that plugs into NATS. This is the one public
+ * entry: the `Blobs` store, `BlobRef`, the tree and mesh helpers, and the error classes.
+ */
+export { Blobs } from "./blobs.ts"
+export type { AbortOptions, BlobsOpenOptions, PutOptions, ReadOptions, ReadSources } from "./blobs.ts"
+export type { PutInput } from "./inputs.ts"
+export type { Progress, OnProgress } from "./progress.ts"
+export { BlobRef, type BlobKind } from "../storage/format/blob-ref.ts"
+export type { BlobStat } from "../storage/local-store.ts"
+export {
+  AbortedError,
+  BadManifestError,
+  BadRefError,
+  ClosedError,
+  DatafortsError,
+  DiskFullError,
+  IntegrityError,
+  NoHolderError,
+  NotFoundError,
+  ProtocolError,
+  StorageError,
+  TimeoutError,
+  TooLargeError,
+  UnsafePathError,
+  type ErrorCode,
+} from "../storage/format/errors.ts"
+export { CHUNK_AVG_BYTES, CHUNK_MAX_BYTES, CHUNK_MIN_BYTES, TRANSFER_MAX_CHUNK_BYTES } from "../storage/format/constants.ts"

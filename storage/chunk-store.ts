@@ -1,0 +1,61 @@
+/**
+ * Where chunk bytes live on one node, addressed by lower-case hex BLAKE3. Implementations
+ * store and return raw bytes; verification is the caller's job (LocalStore verifies every
+ * read from a backend before anything leaves it). Writes are atomic: a chunk is either
+ * wholly present under its name or absent.
+ */
+export interface ChunkStore {
+  has(hex: string): Promise<boolean>
+  /** Raw bytes, or undefined when absent. */
+  read(hex: string): Promise<Uint8Array | undefined>
+  /** Length of the stored chunk, or undefined when absent. */
+  lengthOf(hex: string): Promise<number | undefined>
+  /** Reads `length` bytes at `offset` (for serving peers without loading a whole chunk). */
+  readRange(hex: string, offset: number, length: number): Promise<Uint8Array>
+  /** Writes atomically (tmp → optional fsync → rename). A no-op when already present. */
+  write(hex: string, bytes: Uint8Array): Promise<void>
+  remove(hex: string): Promise<void>
+  /** Every stored chunk name (used by the orphan sweep). */
+  list(): AsyncIterable<string>
+  /** Makes every write so far durable (fsync files and directories). */
+  sync(): Promise<void>
+  /** Bytes currently stored. */
+  bytes(): Promise<number>
+  close(): Promise<void>
+}
+
+/** In-memory chunk storage (`Blobs.open({ memory: true })`). */
+export class MemoryChunkStore implements ChunkStore {
+  readonly #map = new Map<string, Uint8Array>()
+  async has(hex: string) {
+    return this.#map.has(hex)
+  }
+  async read(hex: string) {
+    return this.#map.get(hex)
+  }
+  async lengthOf(hex: string) {
+    return this.#map.get(hex)?.length
+  }
+  async readRange(hex: string, offset: number, length: number) {
+    const b = this.#map.get(hex)
+    if (b === undefined) throw new RangeError(`no chunk ${hex}`)
+    return b.subarray(offset, Math.min(b.length, offset + length))
+  }
+  async write(hex: string, bytes: Uint8Array) {
+    // copy: a stored chunk must not change if the caller reuses its buffer
+    if (!this.#map.has(hex)) this.#map.set(hex, bytes.slice())
+  }
+  async remove(hex: string) {
+    this.#map.delete(hex)
+  }
+  async *list() {
+    yield* [...this.#map.keys()]
+  }
+  async sync() {}
+  async bytes() {
+    let n = 0
+    for (const b of this.#map.values()) n += b.length
+    return n
+  }
+  async close() {}
+}

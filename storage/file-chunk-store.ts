@@ -1,0 +1,174 @@
+import { randomBytes } from "node:crypto"
+import { constants, type FileHandle, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises"
+import { join } from "node:path"
+import { DiskFullError, StorageError } from "../storage/format/errors.ts"
+import type { ChunkStore } from "./chunk-store.ts"
+
+/** When chunk files are fsynced. `flush` (default): only at `flush()`; `always`: before every rename. */
+export type Durability = "flush" | "always"
+
+/**
+ * Chunk files named by hash under `<dir>/chunks/<hh>/<hex>` (256 fan-out folders). A write
+ * goes to `<dir>/tmp/<random>` and is renamed into place, so a reader (or a crash) never
+ * sees a partial chunk; leftovers in tmp/ are removed on open.
+ */
+export class FileChunkStore implements ChunkStore {
+  readonly #chunks: string
+  readonly #tmp: string
+  readonly #durability: Durability
+  /** Files and folders written since the last sync, for flush(). */
+  #dirty = new Set<string>()
+
+  private constructor(dir: string, durability: Durability) {
+    this.#chunks = join(dir, "chunks")
+    this.#tmp = join(dir, "tmp")
+    this.#durability = durability
+  }
+
+  static async open(dir: string, durability: Durability = "flush"): Promise<FileChunkStore> {
+    const store = new FileChunkStore(dir, durability)
+    await rm(store.#tmp, { recursive: true, force: true })
+    await mkdir(store.#tmp, { recursive: true })
+    await mkdir(store.#chunks, { recursive: true })
+    return store
+  }
+
+  #path(hex: string): string {
+    return join(this.#chunks, hex.slice(0, 2), hex)
+  }
+
+  async has(hex: string): Promise<boolean> {
+    return (await this.lengthOf(hex)) !== undefined
+  }
+
+  async lengthOf(hex: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.#path(hex))).size
+    } catch (err) {
+      if (isNotFound(err)) return undefined
+      throw new StorageError("stat", { cause: err })
+    }
+  }
+
+  async read(hex: string): Promise<Uint8Array | undefined> {
+    let fh: FileHandle
+    try {
+      fh = await open(this.#path(hex), constants.O_RDONLY)
+    } catch (err) {
+      if (isNotFound(err)) return undefined
+      throw new StorageError("open", { cause: err })
+    }
+    try {
+      // one allocation of the exact size, filled by positional reads (readFile grows buffers)
+      const { size } = await fh.stat()
+      const out = new Uint8Array(size)
+      let off = 0
+      while (off < size) {
+        const { bytesRead } = await fh.read(out, off, size - off, off)
+        if (bytesRead === 0) break
+        off += bytesRead
+      }
+      return off === size ? out : out.subarray(0, off)
+    } catch (err) {
+      throw new StorageError("read", { cause: err })
+    } finally {
+      await fh.close()
+    }
+  }
+
+  async readRange(hex: string, offset: number, length: number): Promise<Uint8Array> {
+    const fh = await open(this.#path(hex), constants.O_RDONLY)
+    try {
+      const out = new Uint8Array(length)
+      const { bytesRead } = await fh.read(out, 0, length, offset)
+      return out.subarray(0, bytesRead)
+    } finally {
+      await fh.close()
+    }
+  }
+
+  async write(hex: string, bytes: Uint8Array): Promise<void> {
+    const final = this.#path(hex)
+    if (await this.has(hex)) return
+    const tmp = join(this.#tmp, `${hex.slice(0, 16)}-${randomBytes(6).toString("hex")}`)
+    try {
+      const fh = await open(tmp, "w")
+      try {
+        let off = 0
+        while (off < bytes.length) {
+          const { bytesWritten } = await fh.write(bytes, off, bytes.length - off)
+          off += bytesWritten
+        }
+        if (this.#durability === "always") await fh.sync()
+      } finally {
+        await fh.close()
+      }
+      const folder = join(this.#chunks, hex.slice(0, 2))
+      await mkdir(folder, { recursive: true })
+      await rename(tmp, final)
+      if (this.#durability === "always") await fsyncDir(folder)
+      else {
+        this.#dirty.add(final)
+        this.#dirty.add(folder)
+      }
+    } catch (err) {
+      await rm(tmp, { force: true })
+      if ((err as NodeJS.ErrnoException).code === "ENOSPC" || (err as NodeJS.ErrnoException).code === "EDQUOT") {
+        throw new DiskFullError({ cause: err })
+      }
+      throw new StorageError("write", { cause: err })
+    }
+  }
+
+  async remove(hex: string): Promise<void> {
+    await rm(this.#path(hex), { force: true })
+    this.#dirty.delete(this.#path(hex))
+  }
+
+  async *list(): AsyncIterable<string> {
+    for (const folder of await readdir(this.#chunks)) {
+      for (const name of await readdir(join(this.#chunks, folder)).catch(() => [] as string[])) yield name
+    }
+  }
+
+  async sync(): Promise<void> {
+    const dirty = this.#dirty
+    this.#dirty = new Set()
+    for (const path of dirty) {
+      try {
+        const fh = await open(path, constants.O_RDONLY)
+        try {
+          await fh.sync()
+        } finally {
+          await fh.close()
+        }
+      } catch (err) {
+        if (!isNotFound(err)) throw new StorageError("sync", { cause: err })
+      }
+    }
+    await fsyncDir(this.#chunks)
+  }
+
+  async bytes(): Promise<number> {
+    let n = 0
+    for await (const hex of this.list()) n += (await this.lengthOf(hex)) ?? 0
+    return n
+  }
+
+  async close(): Promise<void> {
+    await rm(this.#tmp, { recursive: true, force: true })
+  }
+}
+
+async function fsyncDir(path: string): Promise<void> {
+  const fh = await open(path, constants.O_RDONLY)
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === "ENOENT"
+}

@@ -1,0 +1,406 @@
+import { join } from "node:path"
+import { type BlobIndex, type BlobMeta, MemoryBlobIndex } from "./blob-index.ts"
+import { type ChunkStore, MemoryChunkStore } from "./chunk-store.ts"
+import { type Durability, FileChunkStore } from "./file-chunk-store.ts"
+import { BlobRef, type BlobKind } from "./format/blob-ref.ts"
+import { ClosedError, IntegrityError, NotFoundError, StorageError, throwIfAborted } from "./format/errors.ts"
+import { defaultHashBackend, type HashBackend, type HashBackendName, loadHashBackend } from "./format/hasher.ts"
+import { fromHex, toHex } from "./format/hex.ts"
+import { decodeManifest, encodeManifest, type Manifest, type ManifestEntry } from "./format/manifest.ts"
+import { ChunkCutter } from "./ingest.ts"
+import { LevelBlobIndex } from "./level-blob-index.ts"
+import { KeyPins, Mutex } from "./lock.ts"
+import { defaultCacheBytes, MemoryCache } from "./memory-cache.ts"
+
+export interface LocalStoreOptions {
+  /** Store folder (durable). Omit and set `memory` for an in-memory store. */
+  dir?: string
+  memory?: boolean
+  /** Memory cache size in bytes (default: 1/16 of free memory, 16–512 MiB). */
+  cacheBytes?: number
+  durability?: Durability
+  /** BLAKE3 backend (default native, falling back to wasm). */
+  hash?: HashBackendName
+}
+
+export interface PutOptions {
+  tags?: Record<string, string>
+  signal?: AbortSignal
+  /** Input bytes consumed so far. */
+  onBytes?: (bytes: number) => void
+  /** Internal: the caller's pieces are never reused (a whole Uint8Array). */
+  stable?: boolean
+  /** Internal: store as a directory manifest (single chunk). */
+  kind?: BlobKind
+}
+
+/** What `stat` tells about a held blob. */
+export interface BlobStat extends BlobMeta {
+  readonly ref: BlobRef
+}
+
+/** Counters the plugin turns into Prometheus metrics. */
+export interface StoreCounters {
+  bytesIngested: number
+  bytesStoredNew: number
+  bytesReadDisk: number
+  bytesReadCache: number
+  integrityFailures: number
+  orphansRemoved: number
+}
+
+/**
+ * One node's content-addressed store: chunk files (or memory), the metadata index, and the
+ * memory cache. Put streams input through FastCDC and BLAKE3 with a few chunk buffers of
+ * memory, writes chunks (overlapped with cutting the next), then makes the blob visible in
+ * one index batch. Every chunk read from a backend is verified before it is returned.
+ */
+export class LocalStore {
+  readonly counters: StoreCounters = {
+    bytesIngested: 0,
+    bytesStoredNew: 0,
+    bytesReadDisk: 0,
+    bytesReadCache: 0,
+    integrityFailures: 0,
+    orphansRemoved: 0,
+  }
+  readonly #lock = new Mutex()
+  readonly #pins = new KeyPins()
+  readonly #active = new Set<Promise<unknown>>()
+  #closed = false
+  #closing: Promise<void> | undefined
+
+  private constructor(
+    readonly chunks: ChunkStore,
+    readonly index: BlobIndex,
+    readonly cache: MemoryCache,
+    readonly hasher: HashBackend,
+    readonly durable: boolean,
+  ) {}
+
+  static async open(options: LocalStoreOptions): Promise<LocalStore> {
+    const hasher = options.hash ? await loadHashBackend(options.hash) : await defaultHashBackend()
+    const cache = new MemoryCache(options.cacheBytes ?? defaultCacheBytes())
+    if (options.dir === undefined) {
+      if (!options.memory) throw new TypeError("Blobs.open needs { dir } or { memory: true }")
+      return new LocalStore(new MemoryChunkStore(), new MemoryBlobIndex(), cache, hasher, false)
+    }
+    const chunks = await FileChunkStore.open(options.dir, options.durability)
+    const index = await LevelBlobIndex.open(join(options.dir, "index"))
+    const store = new LocalStore(chunks, index, cache, hasher, true)
+    // a store not closed cleanly may hold chunk files no blob references yet (a killed put)
+    if (await index.markOpen()) await store.sweepOrphans()
+    return store
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Runs an operation tracked for close(): close waits for it; calls after close reject. */
+  track<T>(op: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new ClosedError())
+    const p = op()
+    this.#active.add(p)
+    const done = () => void this.#active.delete(p)
+    p.then(done, done)
+    return p
+  }
+
+  assertOpen(): void {
+    if (this.#closed) throw new ClosedError()
+  }
+
+  /** Ingests a stream and returns its ref. Nothing is visible until the final index batch. */
+  put(source: AsyncIterable<Uint8Array>, options: PutOptions = {}): Promise<BlobRef> {
+    return this.track(() => this.#put(source, options))
+  }
+
+  async #put(source: AsyncIterable<Uint8Array>, options: PutOptions): Promise<BlobRef> {
+    const cutter = new ChunkCutter(3)
+    const entries: ManifestEntry[] = []
+    const pinned = new Set<string>()
+    const writes = new Set<Promise<void>>()
+    let failure: unknown
+    let size = 0
+    try {
+      for await (const { bytes, buffer } of cutter.cut(source, {
+        signal: options.signal,
+        stable: options.stable,
+        onBytes: options.onBytes,
+      })) {
+        if (failure) throw failure
+        const hash = this.hasher.hash(bytes)
+        const hex = toHex(hash)
+        entries.push({ hash, length: bytes.length })
+        size += bytes.length
+        if (!pinned.has(hex)) {
+          // pinned until commit: a concurrent delete or sweep must not remove it
+          this.#pins.add(hex)
+          pinned.add(hex)
+        }
+        const w = this.chunks
+          .write(hex, bytes)
+          .catch((err) => void (failure ??= err))
+          .finally(() => {
+            cutter.release(buffer)
+            writes.delete(w)
+          })
+        writes.add(w)
+      }
+      await Promise.all(writes)
+      if (failure) throw failure
+      throwIfAborted(options.signal)
+      this.counters.bytesIngested += size
+      const kind: BlobKind = options.kind ?? (entries.length === 1 ? "chunk" : "manifest")
+      if (entries.length === 1) {
+        const ref = BlobRef.of(kind, size, entries[0]!.hash)
+        await this.#commit(ref, undefined, [ref.hex], options.tags)
+        return ref
+      }
+      const manifest = encodeManifest({ size, entries })
+      const ref = BlobRef.of("manifest", size, this.hasher.hash(manifest))
+      await this.#commit(ref, manifest, entries.map((e) => toHex(e.hash)), options.tags)
+      return ref
+    } catch (err) {
+      await Promise.allSettled(writes)
+      const written = [...pinned]
+      this.#unpin(pinned)
+      await this.#dropUnreferenced(written)
+      throw err
+    } finally {
+      this.#unpin(pinned)
+    }
+  }
+
+  #unpin(pinned: Set<string>): void {
+    for (const hex of pinned) this.#pins.release(hex)
+    pinned.clear()
+  }
+
+  /** Makes a blob visible (or merges tags when it already is). */
+  async #commit(ref: BlobRef, manifest: Uint8Array | undefined, chunks: string[], tags?: Record<string, string>): Promise<void> {
+    await this.#lock.run(async () => {
+      const existing = await this.index.getMeta(ref.hex)
+      const now = Date.now()
+      if (existing) {
+        if (tags && Object.entries(tags).some(([k, v]) => existing.tags[k] !== v)) {
+          await this.index.setMeta(ref.hex, { ...existing, tags: { ...existing.tags, ...tags } })
+        }
+        return
+      }
+      const meta: BlobMeta = { kind: ref.kind, size: ref.size, tags: { ...tags }, created: now, lastRead: 0, chunks: chunks.length }
+      await this.index.commit(ref.hex, meta, manifest, chunks)
+    })
+  }
+
+  /** After a failed put: removes chunk files this put wrote that nothing references. */
+  async #dropUnreferenced(hexes: string[]): Promise<void> {
+    await this.#lock.run(async () => {
+      const counts = await this.index.refcounts(hexes)
+      for (let i = 0; i < hexes.length; i++) {
+        const hex = hexes[i]!
+        // another in-flight put may share this chunk: it keeps it
+        if (counts[i] === 0 && !this.#pins.has(hex)) await this.chunks.remove(hex).catch(() => {})
+      }
+    })
+  }
+
+  /**
+   * Stores chunk bytes already verified by the caller (a mesh transfer) and returns once
+   * they are on disk. They stay unreferenced (swept as orphans) until a blob commit.
+   */
+  storeVerifiedChunk(hex: string, bytes: Uint8Array): Promise<void> {
+    return this.track(async () => {
+      await this.chunks.write(hex, bytes)
+      this.cache.set(hex, bytes)
+    })
+  }
+
+  /** Commits a blob whose chunks (and manifest) arrived from peers and were verified. */
+  commitFetched(ref: BlobRef, manifest: Uint8Array | undefined): Promise<void> {
+    return this.track(async () => {
+      const chunks = manifest ? decodeManifest(manifest, ref.size).entries.map((e) => toHex(e.hash)) : [ref.hex]
+      await this.#commit(ref, manifest, chunks)
+    })
+  }
+
+  /** True when the blob is committed locally. */
+  async hasBlob(ref: BlobRef): Promise<boolean> {
+    return (await this.index.getMeta(ref.hex)) !== undefined
+  }
+
+  /** True when the chunk's bytes are on this node (committed or not). */
+  hasChunk(hex: string): Promise<boolean> {
+    return this.cache.has(hex) ? Promise.resolve(true) : this.chunks.has(hex)
+  }
+
+  /**
+   * Reads a chunk and verifies it: cache (already verified) → backend. Returns undefined
+   * when absent. A corrupt file is removed (so a re-put or a peer can heal it) and gives
+   * IntegrityError: never wrong bytes.
+   */
+  async readChunk(hex: string, expectedLength?: number): Promise<Uint8Array | undefined> {
+    const cached = this.cache.get(hex)
+    if (cached) {
+      this.counters.bytesReadCache += cached.length
+      return cached
+    }
+    const bytes = await this.chunks.read(hex)
+    if (bytes === undefined) return undefined
+    const actual = toHex(this.hasher.hash(bytes))
+    if (actual !== hex || (expectedLength !== undefined && bytes.length !== expectedLength)) {
+      this.counters.integrityFailures++
+      await this.chunks.remove(hex).catch(() => {})
+      throw new IntegrityError(hex, actual, "chunk file on disk")
+    }
+    this.counters.bytesReadDisk += bytes.length
+    this.cache.set(hex, bytes)
+    return bytes
+  }
+
+  /** The verified manifest of a committed manifest blob, or undefined when not held. */
+  async manifestOf(ref: BlobRef): Promise<Manifest | undefined> {
+    const bytes = await this.index.getManifest(ref.hex)
+    if (bytes === undefined) return undefined
+    const actual = toHex(this.hasher.hash(bytes))
+    if (actual !== ref.hex) {
+      this.counters.integrityFailures++
+      throw new IntegrityError(ref.hex, actual, "manifest in index")
+    }
+    return decodeManifest(bytes, ref.size)
+  }
+
+  /** Raw manifest bytes (for serving peers). */
+  manifestBytes(hex: string): Promise<Uint8Array | undefined> {
+    return this.index.getManifest(hex)
+  }
+
+  /**
+   * Streams a committed blob's verified bytes, reading one chunk ahead so disk, hashing and
+   * the consumer overlap. Throws NotFoundError when the blob is not held here.
+   */
+  async *read(ref: BlobRef, options: { signal?: AbortSignal } = {}): AsyncGenerator<Uint8Array> {
+    this.assertOpen()
+    const meta = await this.index.getMeta(ref.hex)
+    if (meta === undefined) throw new NotFoundError(ref.toString())
+    this.#touch(ref.hex, meta)
+    if (ref.kind !== "manifest") {
+      const bytes = await this.readChunk(ref.hex, ref.size)
+      if (bytes === undefined) throw new NotFoundError(ref.hex)
+      yield bytes
+      return
+    }
+    const manifest = await this.manifestOf(ref)
+    if (manifest === undefined) throw new NotFoundError(ref.toString())
+    const load = (e: ManifestEntry) =>
+      this.readChunk(toHex(e.hash), e.length).then((b) => {
+        if (b === undefined) throw new NotFoundError(toHex(e.hash))
+        return b
+      })
+    let next: Promise<Uint8Array> | undefined = load(manifest.entries[0]!)
+    for (let i = 0; i < manifest.entries.length; i++) {
+      throwIfAborted(options.signal)
+      const current: Promise<Uint8Array> = next!
+      next = i + 1 < manifest.entries.length ? load(manifest.entries[i + 1]!) : undefined
+      // a failing read-ahead must not surface as an unhandled rejection if we stop early
+      next?.catch(() => {})
+      yield await current
+    }
+  }
+
+  #touch(hex: string, meta: BlobMeta): void {
+    const now = Date.now()
+    if (now - meta.lastRead < 60_000) return
+    void this.#lock.run(() => this.index.setMeta(hex, { ...meta, lastRead: now })).catch(() => {})
+  }
+
+  async stat(ref: BlobRef): Promise<BlobStat> {
+    this.assertOpen()
+    const meta = await this.index.getMeta(ref.hex)
+    if (meta === undefined || meta.kind !== ref.kind || meta.size !== ref.size) throw new NotFoundError(ref.toString())
+    return { ref, ...meta }
+  }
+
+  /** Every blob held, optionally only those with tag `k=v`. */
+  async *list(options: { tag?: string } = {}): AsyncGenerator<BlobStat> {
+    this.assertOpen()
+    const [k, v] = options.tag === undefined ? [] : splitTag(options.tag)
+    for await (const [hex, meta] of this.index.entries()) {
+      if (k !== undefined && meta.tags[k] !== v) continue
+      yield { ref: BlobRef.of(meta.kind, meta.size, fromHex(hex)!), ...meta }
+    }
+  }
+
+  /** Operator action: forgets a blob and removes chunks nothing else references. */
+  delete(ref: BlobRef): Promise<boolean> {
+    return this.track(() =>
+      this.#lock.run(async () => {
+        const meta = await this.index.getMeta(ref.hex)
+        if (meta === undefined) return false
+        const chunks = meta.kind === "manifest" ? ((await this.manifestOf(ref))?.entries ?? []).map((e) => toHex(e.hash)) : [ref.hex]
+        const freed = await this.index.remove(ref.hex, chunks)
+        for (const hex of freed) {
+          this.cache.delete(hex)
+          if (!this.#pins.has(hex)) await this.chunks.remove(hex)
+        }
+        return true
+      }),
+    )
+  }
+
+  /** Hard durability barrier: every put that resolved before this call survives power loss. */
+  flush(): Promise<void> {
+    return this.track(async () => {
+      await this.chunks.sync()
+      await this.index.sync()
+    })
+  }
+
+  /** Removes chunk files that no committed blob references and no put is writing. */
+  async sweepOrphans(): Promise<number> {
+    let removed = 0
+    await this.#lock.run(async () => {
+      const batch: string[] = []
+      const flush = async () => {
+        const counts = await this.index.refcounts(batch)
+        for (let i = 0; i < batch.length; i++) {
+          if (counts[i] === 0 && !this.#pins.has(batch[i]!)) {
+            await this.chunks.remove(batch[i]!)
+            removed++
+          }
+        }
+        batch.length = 0
+      }
+      for await (const hex of this.chunks.list()) {
+        batch.push(hex)
+        if (batch.length >= 1000) await flush()
+      }
+      await flush()
+    })
+    this.counters.orphansRemoved += removed
+    return removed
+  }
+
+  /** Idempotent: waits for running operations, then closes the index and chunk store. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true
+      await Promise.allSettled([...this.#active])
+      this.cache.clear()
+      try {
+        await this.index.markClean()
+        await this.index.close()
+        await this.chunks.close()
+      } catch (err) {
+        throw new StorageError("close", { cause: err })
+      }
+    })()
+    return this.#closing
+  }
+}
+
+function splitTag(tag: string): [string, string] {
+  const i = tag.indexOf("=")
+  return i < 0 ? [tag, ""] : [tag.slice(0, i), tag.slice(i + 1)]
+}
