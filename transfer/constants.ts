@@ -1,0 +1,41 @@
+/**
+ * Transfer protocol constants. The wire values (version, frame limit, header sizes) are
+ * part of docs/PROTOCOL.md; the DEFAULT_* tunables are local choices of this node.
+ */
+
+/** Version byte carried first in every transfer message. */
+export const TRANSFER_VERSION = 1
+
+/** Largest NATS message payload a holder sends, frame header included. */
+export const FRAME_MAX_BYTES = 8108
+/** DATA header: version u8, type u8, offset u32 (big-endian). */
+export const DATA_HEADER_BYTES = 6
+/** Most payload bytes one DATA frame carries (8102). */
+export const DATA_MAX_PAYLOAD = FRAME_MAX_BYTES - DATA_HEADER_BYTES
+/** ERR messages are truncated to this many UTF-8 bytes. */
+export const ERR_MESSAGE_MAX_BYTES = 1024
+
+/** Subject prefix of all Dataforts traffic. */
+export const DEFAULT_PREFIX = "dataforts"
+
+/** Receiver credit window: 512 full frames (~4 MB), the measured sweet spot. */
+export const DEFAULT_WINDOW_BYTES = 512 * DATA_MAX_PAYLOAD
+/** The receiver returns credit about every window/4 bytes (128 frames). */
+export const DEFAULT_ACK_DIVISOR = 4
+/** A holder silent this long (no frame at all) is abandoned for the next one. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 5_000
+/** Upper bound of requests one fetch makes (all holders, resumes and retries together). */
+export const DEFAULT_MAX_ATTEMPTS = 24
+
+/** The holder reads its source in windows of 32 full frames (~253 KiB), two at most per transfer. */
+export const DEFAULT_READ_WINDOW_BYTES = 32 * DATA_MAX_PAYLOAD
+/** Deficit round robin quantum: 8 full frames per transfer per round. */
+export const DEFAULT_QUANTUM_BYTES = 8 * DATA_MAX_PAYLOAD
+/** A transfer that received no credit for this long is dropped by the holder. */
+export const DEFAULT_SENDER_IDLE_DROP_MS = 15_000
+/** Transfers one holder serves at once; more get ERR BUSY. */
+export const DEFAULT_MAX_ACTIVE_TRANSFERS = 512
+/** The holder yields to the event loop after publishing this many bytes. */
+export const SENDER_YIELD_BYTES = 256 * 1024
+/** The holder pauses while the socket buffers more than this (nats.js ignores backpressure). */
+export const SENDER_SOCKET_HIGH_WATER = 8 * 1024 * 1024
