@@ -1,0 +1,26 @@
+/**
+ * The port the folds declare for the bus (libp2p-components style): folds never import
+ * NATS; the plugin hands the materializer an adapter over its connection. Semantics are
+ * core NATS: at-most-once publish, `*`/`>` wildcards in subscribe, one reply per request.
+ */
+
+/** One received message; `respond` answers a request (a no-op when there is no reply subject). */
+export interface FoldBusMessage {
+  readonly subject: string
+  readonly data: Uint8Array
+  readonly reply?: string
+  respond(data: Uint8Array): void
+}
+
+/** A live subscription; `unsubscribe` is idempotent. */
+export interface FoldBusSubscription {
+  unsubscribe(): void
+}
+
+/** Publish, subscribe and request/reply: all the materializer needs from NATS. */
+export interface FoldBus {
+  publish(subject: string, data: Uint8Array): void
+  subscribe(subject: string, onMessage: (msg: FoldBusMessage) => void): FoldBusSubscription
+  /** Rejects when no reply arrives within `timeoutMs` (or nobody listens). */
+  request(subject: string, data: Uint8Array, opts: { timeoutMs: number }): Promise<Uint8Array>
+}

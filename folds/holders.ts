@@ -1,0 +1,238 @@
+import { Schema } from "effect"
+import { defineFold, type FoldDefinition } from "./fold.ts"
+
+/**
+ * `holders`: node → held hashes. Whole blobs are advertised by their ref hash, partial
+ * holdings chunk by chunk (`kind: "chunk"`), in batched `{ add, remove }` deltas.
+ *
+ * Memory is the constraint (DESIGN.md §4: near 100 bytes per (hash, holder)): node ids are
+ * interned to small ints, a hash is keyed by its 32 raw bytes packed into a one-byte string
+ * (half the size of its hex), and the holders of a hash are one Smi (`node * 2 + isChunk`)
+ * or, rarely, a small array of them.
+ */
+
+/** Whole blob (ref hash) or one chunk of a partially held blob. */
+export type HoldingKind = "blob" | "chunk"
+
+/** A 64-character lower-case hex BLAKE3-256 digest, checked at the trust boundary. */
+export const HashHex = Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/))
+
+/** One `holders` event: hashes the origin now holds (`add`, all of `kind`) and no longer holds. */
+export const HoldersDelta = Schema.Struct({
+  add: Schema.Array(HashHex),
+  remove: Schema.Array(HashHex),
+  kind: Schema.optional(Schema.Literals(["blob", "chunk"])),
+})
+/** Decoded `holders` event payload. */
+export type HoldersDelta = typeof HoldersDelta.Type
+
+/** One entry of an origin's holders snapshot. */
+export const HolderEntry = Schema.Struct({ hash: HashHex, kind: Schema.Literals(["blob", "chunk"]) })
+/** Decoded holders snapshot entry. */
+export type HolderEntry = typeof HolderEntry.Type
+
+/** Inputs to `nearestHolders`: who we are and what the `nodes` fold knows of the others. */
+export interface NearestOptions {
+  readonly self?: string
+  readonly isAlive: (node: string) => boolean
+  readonly rttOf: (node: string) => number | undefined
+  readonly zoneOf: (node: string) => string | undefined
+  readonly myZone?: string
+}
+
+const packBuf: number[] = new Array(32).fill(0)
+
+/** 64-hex → 32-char one-byte string (a flat string: built in one call, never by concatenation). */
+function pack(hex: string): string {
+  for (let i = 0; i < 32; i++) packBuf[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16)
+  return String.fromCharCode.apply(null, packBuf)
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"))
+function unpack(key: string): string {
+  let s = ""
+  for (let i = 0; i < key.length; i++) s += HEX[key.charCodeAt(i)]
+  return s
+}
+
+/** The state of the `holders` fold, with its queries. */
+export class HolderIndex {
+  readonly #ids = new Map<string, number>()
+  readonly #names: string[] = []
+  /** packed hash → `node * 2 + isChunk`, or an array of those when several nodes hold it */
+  readonly #byHash = new Map<string, number | number[]>()
+  #pairs = 0
+
+  /** Number of (hash, holder) pairs held. */
+  get pairs(): number {
+    return this.#pairs
+  }
+
+  /** Number of distinct hashes with at least one holder. */
+  get hashes(): number {
+    return this.#byHash.size
+  }
+
+  #intern(node: string): number {
+    let id = this.#ids.get(node)
+    if (id === undefined) {
+      id = this.#names.length
+      this.#names.push(node)
+      this.#ids.set(node, id)
+    }
+    return id
+  }
+
+  /** Records that `node` holds `hashHex` (idempotent; a new kind replaces the old). */
+  add(node: string, hashHex: string, kind: HoldingKind = "blob"): void {
+    const id = this.#intern(node)
+    const v = id * 2 + (kind === "chunk" ? 1 : 0)
+    const key = pack(hashHex)
+    const cur = this.#byHash.get(key)
+    if (cur === undefined) {
+      this.#byHash.set(key, v)
+      this.#pairs++
+    } else if (typeof cur === "number") {
+      if (cur >> 1 === id) this.#byHash.set(key, v)
+      else {
+        this.#byHash.set(key, [cur, v])
+        this.#pairs++
+      }
+    } else {
+      const i = cur.findIndex((x) => x >> 1 === id)
+      if (i >= 0) cur[i] = v
+      else {
+        cur.push(v)
+        this.#pairs++
+      }
+    }
+  }
+
+  /** Records that `node` no longer holds `hashHex`. */
+  remove(node: string, hashHex: string): void {
+    const id = this.#ids.get(node)
+    if (id === undefined) return
+    const key = pack(hashHex)
+    const cur = this.#byHash.get(key)
+    if (cur === undefined) return
+    if (typeof cur === "number") {
+      if (cur >> 1 === id) {
+        this.#byHash.delete(key)
+        this.#pairs--
+      }
+      return
+    }
+    const i = cur.findIndex((x) => x >> 1 === id)
+    if (i < 0) return
+    cur.splice(i, 1)
+    this.#pairs--
+    // back to the compact single-holder form
+    if (cur.length === 1) this.#byHash.set(key, cur[0]!)
+  }
+
+  /** Nodes that claim to hold `hashHex` (any kind), in no particular order. */
+  holdersOf(hashHex: string): string[] {
+    const cur = this.#byHash.get(pack(hashHex))
+    if (cur === undefined) return []
+    if (typeof cur === "number") return [this.#names[cur >> 1]!]
+    return cur.map((x) => this.#names[x >> 1]!)
+  }
+
+  /**
+   * Live holders of `hashHex` other than `self`, nearest first: same zone first, then by
+   * measured RTT (unmeasured last), then by name so the order is stable.
+   */
+  nearestHolders(hashHex: string, opts: NearestOptions): string[] {
+    const live = this.holdersOf(hashHex).filter((n) => n !== opts.self && opts.isAlive(n))
+    const rank = live.map((node) => ({
+      node,
+      zone: opts.myZone !== undefined && opts.zoneOf(node) === opts.myZone ? 0 : 1,
+      rtt: opts.rttOf(node) ?? Number.POSITIVE_INFINITY,
+    }))
+    rank.sort((a, b) => a.zone - b.zone || a.rtt - b.rtt || (a.node < b.node ? -1 : a.node > b.node ? 1 : 0))
+    return rank.map((r) => r.node)
+  }
+
+  /** Everything `node` holds (a scan: used for snapshots, not on the hot path). */
+  entriesOf(node: string): HolderEntry[] {
+    const id = this.#ids.get(node)
+    if (id === undefined) return []
+    const out: HolderEntry[] = []
+    for (const [key, cur] of this.#byHash) {
+      if (typeof cur === "number") {
+        if (cur >> 1 === id) out.push({ hash: unpack(key), kind: cur & 1 ? "chunk" : "blob" })
+      } else {
+        for (const x of cur) if (x >> 1 === id) out.push({ hash: unpack(key), kind: x & 1 ? "chunk" : "blob" })
+      }
+    }
+    return out
+  }
+
+  /** Forgets every holding of `node`. */
+  clear(node: string): void {
+    const id = this.#ids.get(node)
+    if (id === undefined) return
+    for (const [key, cur] of this.#byHash) {
+      if (typeof cur === "number") {
+        if (cur >> 1 === id) {
+          this.#byHash.delete(key)
+          this.#pairs--
+        }
+      } else {
+        const i = cur.findIndex((x) => x >> 1 === id)
+        if (i < 0) continue
+        cur.splice(i, 1)
+        this.#pairs--
+        if (cur.length === 1) this.#byHash.set(key, cur[0]!)
+      }
+    }
+  }
+}
+
+const ENTRY_BYTES = 33
+
+/** Snapshot pages as packed binary: 1 kind byte + 32 hash bytes per entry (vs ~80 as JSON). */
+const holdersPageCodec = {
+  encode(entries: ReadonlyArray<HolderEntry>): Uint8Array {
+    const out = new Uint8Array(entries.length * ENTRY_BYTES)
+    entries.forEach((e, i) => {
+      const o = i * ENTRY_BYTES
+      out[o] = e.kind === "chunk" ? 1 : 0
+      for (let j = 0; j < 32; j++) out[o + 1 + j] = parseInt(e.hash.slice(2 * j, 2 * j + 2), 16)
+    })
+    return out
+  },
+  decode(bytes: Uint8Array): HolderEntry[] | undefined {
+    if (bytes.length % ENTRY_BYTES !== 0) return undefined
+    const out: HolderEntry[] = []
+    for (let o = 0; o < bytes.length; o += ENTRY_BYTES) {
+      const k = bytes[o]!
+      if (k > 1) return undefined
+      let hash = ""
+      for (let j = 1; j <= 32; j++) hash += HEX[bytes[o + j]!]
+      out.push({ hash, kind: k === 1 ? "chunk" : "blob" })
+    }
+    return out
+  },
+}
+
+/** The `holders` fold definition (name `holders`). */
+export const holdersFold: FoldDefinition<HolderIndex, HoldersDelta, HolderEntry> = defineFold({
+  name: "holders",
+  data: HoldersDelta,
+  entry: HolderEntry,
+  pageCodec: holdersPageCodec,
+  initial: () => new HolderIndex(),
+  apply(state, data, { origin }) {
+    for (const h of data.remove) state.remove(origin, h)
+    const kind = data.kind ?? "blob"
+    for (const h of data.add) state.add(origin, h, kind)
+    return state
+  },
+  snapshotOrigin: (state, origin) => state.entriesOf(origin),
+  restoreOrigin(state, origin, entries) {
+    state.clear(origin)
+    for (const e of entries) state.add(origin, e.hash, e.kind)
+    return state
+  },
+})

@@ -1,0 +1,516 @@
+import { Effect, Fiber, Schedule } from "effect"
+import { BadRefError, ClosedError } from "../storage/format/errors.ts"
+import { isHashHex } from "../storage/format/hex.ts"
+import type { FoldBus, FoldBusMessage, FoldBusSubscription } from "./bus.ts"
+import type { AnyFoldDefinition, Fold, FoldDefinition } from "./fold.ts"
+import { DEFAULT_HEAT_HALF_LIFE_MS, type HeatIndex, heatFold } from "./heat.ts"
+import { type HolderIndex, type HoldingKind, holdersFold } from "./holders.ts"
+import { DEFAULT_HEARTBEAT_MS, type NodeIndex, nodesFold } from "./nodes.ts"
+import {
+  DEFAULT_PREFIX,
+  decodeEntries,
+  decodeOr,
+  decodePage,
+  Envelope,
+  encodePage,
+  jsonBytes,
+  MAX_PAGE_BYTES,
+  paginate,
+  parseJson,
+  SyncRequest,
+  subjects,
+} from "./wire.ts"
+
+/** Options of a `Materializer`. Only `bus` and `node` are required. */
+export interface MaterializerOptions {
+  /** The bus port (the plugin adapts its NATS connection). */
+  readonly bus: FoldBus
+  /** This node's id: subject-safe (`[A-Za-z0-9_-]`). */
+  readonly node: string
+  /** Subject prefix shared by the deployment (default `dataforts`). */
+  readonly prefix?: string
+  /** This node's zone, advertised in heartbeats and used to order holders. */
+  readonly zone?: string
+  /** Heartbeat interval (default 1000 ms); the liveness sweep and pings share it. */
+  readonly heartbeatMs?: number
+  /** Liveness timeout (default 3 × each peer's advertised interval). */
+  readonly livenessTimeoutMs?: number
+  /** A node silent this long is forgotten by every fold (default 20 × heartbeat). */
+  readonly forgetAfterMs?: number
+  /** Heat half-life (default 10 min). */
+  readonly heatHalfLifeMs?: number
+  /** Own holder deltas are coalesced this long (default 20 ms) or up to `batchMax` hashes. */
+  readonly holdersBatchMs?: number
+  /** Own read deltas are coalesced this long (default 250 ms) or up to `batchMax` hashes. */
+  readonly heatBatchMs?: number
+  /** Most hashes in one event (default 1000). */
+  readonly batchMax?: number
+  /** Timeout of one sync page request (default 2000 ms). */
+  readonly syncTimeoutMs?: number
+  /** Application folds materialized alongside nodes, holders and heat. */
+  readonly folds?: ReadonlyArray<AnyFoldDefinition>
+  /** Local clock (tests). */
+  readonly now?: () => number
+}
+
+/** Counters for observability (and tests): what was dropped, synced, gapped. */
+export interface MaterializerStats {
+  /** Events, requests or pages that failed to decode and were dropped. */
+  malformed: number
+  /** Events applied from peers. */
+  applied: number
+  /** Gaps seen (events held back). */
+  gaps: number
+  /** Origin snapshots restored. */
+  syncs: number
+  /** Sync attempts that failed (timeout, bad page); retried on the next heartbeat. */
+  syncFailures: number
+  /** Sync pages served to peers. */
+  pagesServed: number
+}
+
+/** Snapshots captured for paging are kept this long for the following page requests. */
+const CAPTURE_TTL_MS = 30_000
+const PAGE_BODY_BYTES = MAX_PAGE_BYTES - 4096
+
+interface Capture {
+  readonly fold: string
+  readonly epoch: number
+  readonly seq: number
+  readonly pages: Uint8Array[]
+  readonly expires: number
+}
+
+/**
+ * Feeds folds from the bus and publishes this node's own facts (DESIGN.md §4).
+ *
+ * Own facts go out as events `<prefix>.fold.<fold>.<node>` with the next per-fold seq and
+ * are folded locally at once. Peers answer snapshot requests for their own facts on
+ * `<prefix>.sync.<node>` (paged). Heartbeats on the `nodes` fold carry each fold's seq, so a
+ * node that joins late, or misses an event, sees a watermark ahead of what it applied,
+ * fetches that origin's snapshot and continues with deltas: everyone converges within a
+ * couple of heartbeats without anyone re-publishing.
+ *
+ * @example
+ * const m = new Materializer({ bus: natsFoldBus(nc), node: "a", zone: "eu-1" })
+ * m.start()
+ * m.have([refHashHex])                      // batched `holders` delta
+ * m.nearestHolders(refHashHex)              // live holders, same zone first, then RTT
+ * await m.close()
+ */
+export class Materializer {
+  readonly node: string
+  readonly prefix: string
+  readonly zone: string | undefined
+  readonly heartbeatMs: number
+  /** Counters; read-only for callers. */
+  readonly stats: MaterializerStats = { malformed: 0, applied: 0, gaps: 0, syncs: 0, syncFailures: 0, pagesServed: 0 }
+
+  /** The `nodes` fold. */
+  readonly nodes: Fold<NodeIndex, unknown, unknown>
+  /** The `holders` fold. */
+  readonly holders: Fold<HolderIndex, unknown, unknown>
+  /** The `heat` fold. */
+  readonly heat: Fold<HeatIndex, unknown, unknown>
+
+  readonly #bus: FoldBus
+  readonly #subjects: ReturnType<typeof subjects>
+  readonly #now: () => number
+  readonly #epoch: number
+  readonly #opts: MaterializerOptions
+  readonly #folds = new Map<string, Fold<unknown, unknown, unknown>>()
+  readonly #ownSeq = new Map<string, number>()
+  readonly #subs: FoldBusSubscription[] = []
+  readonly #fibers: Array<Fiber.Fiber<unknown, unknown>> = []
+  readonly #inflight = new Map<string, Promise<void>>()
+  readonly #pings = new Set<Promise<void>>()
+  readonly #captures = new Map<string, Capture>()
+  #pingCursor = 0
+
+  readonly #holderBatch = new Map<string, HoldingKind | "drop">()
+  #holderTimer: ReturnType<typeof setTimeout> | undefined
+  readonly #heatBatch = new Map<string, number>()
+  #heatTimer: ReturnType<typeof setTimeout> | undefined
+
+  #started = false
+  #closing: Promise<void> | undefined
+
+  constructor(opts: MaterializerOptions) {
+    if (!/^[A-Za-z0-9_-]{1,128}$/.test(opts.node)) throw new TypeError("node id must be subject-safe ([A-Za-z0-9_-])")
+    this.#opts = opts
+    this.#bus = opts.bus
+    this.node = opts.node
+    this.prefix = opts.prefix ?? DEFAULT_PREFIX
+    this.zone = opts.zone
+    this.heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS
+    this.#subjects = subjects(this.prefix)
+    this.#now = opts.now ?? Date.now
+    // a restarted node starts again at seq 1 under a larger epoch
+    this.#epoch = Date.now() * 1000 + Math.floor(Math.random() * 1000)
+    const defs: AnyFoldDefinition[] = [
+      nodesFold(opts.livenessTimeoutMs === undefined ? {} : { timeoutMs: opts.livenessTimeoutMs }),
+      holdersFold,
+      heatFold(opts.heatHalfLifeMs ?? DEFAULT_HEAT_HALF_LIFE_MS),
+      ...(opts.folds ?? []),
+    ]
+    for (const def of defs) {
+      if (this.#folds.has(def.name)) throw new TypeError(`duplicate fold name: ${def.name}`)
+      this.#folds.set(def.name, def.create())
+    }
+    this.nodes = this.#folds.get("nodes") as Fold<NodeIndex, unknown, unknown>
+    this.holders = this.#folds.get("holders") as Fold<HolderIndex, unknown, unknown>
+    this.heat = this.#folds.get("heat") as Fold<HeatIndex, unknown, unknown>
+  }
+
+  /**
+   * Subscribes to every fold's events, the sync and ping subjects, starts the heartbeat,
+   * liveness sweep and decay, and sends the first heartbeat at once. Idempotent.
+   */
+  start(): this {
+    if (this.#closing !== undefined) throw new ClosedError("materializer")
+    if (this.#started) return this
+    this.#started = true
+    for (const name of this.#folds.keys()) {
+      this.#subs.push(this.#bus.subscribe(this.#subjects.events(name), (m) => this.#onEvent(name, m)))
+    }
+    this.#subs.push(this.#bus.subscribe(this.#subjects.sync(this.node), (m) => this.#onSyncRequest(m)))
+    this.#subs.push(this.#bus.subscribe(this.#subjects.ping(this.node), (m) => m.respond(new Uint8Array(0))))
+    this.#every(this.heartbeatMs, () => {
+      this.#heartbeat()
+      this.#sweep()
+      this.#ping()
+    })
+    const halfLife = this.#opts.heatHalfLifeMs ?? DEFAULT_HEAT_HALF_LIFE_MS
+    this.#every(Math.max(1000, Math.min(60_000, halfLife / 10)), () => this.heat.state.decay(this.#now()))
+    this.#heartbeat()
+    return this
+  }
+
+  /** The running fold of an application definition passed in `folds` (or a built-in). */
+  fold<S, D, E>(def: FoldDefinition<S, D, E>): Fold<S, D, E> {
+    const f = this.#folds.get(def.name)
+    if (f === undefined) throw new TypeError(`fold not materialized: ${def.name}`)
+    return f as unknown as Fold<S, D, E>
+  }
+
+  /**
+   * Publishes one of this node's own facts on an application fold (or a built-in one) with
+   * the next seq, folding it locally first. `data` must match the fold's Schema.
+   */
+  publish<D>(def: FoldDefinition<unknown, D, unknown> | string, data: D): void {
+    if (this.#closing !== undefined) throw new ClosedError("materializer")
+    const name = typeof def === "string" ? def : def.name
+    const fold = this.#folds.get(name)
+    if (fold === undefined) throw new TypeError(`fold not materialized: ${name}`)
+    const seq = (this.#ownSeq.get(name) ?? 0) + 1
+    this.#ownSeq.set(name, seq)
+    fold.apply({ origin: this.node, epoch: this.#epoch, seq, data }, this.#now())
+    if (this.#started) this.#bus.publish(this.#subjects.event(name, this.node), jsonBytes({ origin: this.node, epoch: this.#epoch, seq, data }))
+  }
+
+  /** Advertises that this node holds `hashes` (whole blobs by ref hash, or single chunks). Batched. */
+  have(hashes: Iterable<string>, kind: HoldingKind = "blob"): void {
+    for (const h of hashes) this.#queueHolder(h, kind)
+  }
+
+  /** Advertises that this node no longer holds `hashes`. Batched. */
+  drop(hashes: Iterable<string>): void {
+    for (const h of hashes) this.#queueHolder(h, "drop")
+  }
+
+  /** Counts `n` reads of `hashHex` on this node (batched into one `heat` event). */
+  recordRead(hashHex: string, n = 1): void {
+    if (this.#closing !== undefined) throw new ClosedError("materializer")
+    if (!isHashHex(hashHex)) throw new BadRefError("not a 64-hex hash")
+    this.#heatBatch.set(hashHex, (this.#heatBatch.get(hashHex) ?? 0) + n)
+    if (this.#heatBatch.size >= (this.#opts.batchMax ?? 1000)) this.#flushHeat()
+    else this.#heatTimer ??= setTimeout(() => this.#flushHeat(), this.#opts.heatBatchMs ?? 250)
+  }
+
+  /** Publishes batched own deltas now (close() does this too). */
+  flush(): void {
+    this.#flushHolders()
+    this.#flushHeat()
+  }
+
+  /** Nodes heard from within the liveness timeout (ourselves included once started). */
+  liveNodes(): string[] {
+    return this.nodes.state.liveNodes(this.#now())
+  }
+
+  /** True when `node` was heard from within its liveness timeout. */
+  isAlive(node: string): boolean {
+    return this.nodes.state.isAlive(node, this.#now())
+  }
+
+  /** Smoothed RTT to `node` from our pings (ms). */
+  rttOf(node: string): number | undefined {
+    return this.nodes.state.rttOf(node)
+  }
+
+  /** The zone `node` advertises. */
+  zoneOf(node: string): string | undefined {
+    return node === this.node ? this.zone : this.nodes.state.zoneOf(node)
+  }
+
+  /** Every node that advertises `hashHex` (live or not). */
+  holdersOf(hashHex: string): string[] {
+    return this.holders.state.holdersOf(hashHex)
+  }
+
+  /** Live holders of `hashHex` except this node: same zone first, then by RTT. */
+  nearestHolders(hashHex: string): string[] {
+    return this.holders.state.nearestHolders(hashHex, {
+      self: this.node,
+      isAlive: (n) => this.isAlive(n),
+      rttOf: (n) => this.rttOf(n),
+      zoneOf: (n) => this.zoneOf(n),
+      ...(this.zone === undefined ? {} : { myZone: this.zone }),
+    })
+  }
+
+  /** Decayed read heat of `hashHex` across the cluster. */
+  heatOf(hashHex: string): number {
+    return this.heat.state.heatOf(hashHex, this.#now())
+  }
+
+  /** The `n` hottest hashes across the cluster. */
+  topN(n: number): Array<{ hash: string; heat: number }> {
+    return this.heat.state.topN(n, this.#now())
+  }
+
+  /** This node's last published seq per fold (what its heartbeat advertises). */
+  ownWatermarks(): Record<string, number> {
+    return Object.fromEntries(this.#ownSeq)
+  }
+
+  /**
+   * Flushes batched deltas, stops every timer and fiber, unsubscribes, and waits for
+   * in-flight syncs and pings. Idempotent; safe to call while a close is in progress.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
+  async #close(): Promise<void> {
+    if (this.#started) this.flush()
+    clearTimeout(this.#holderTimer)
+    clearTimeout(this.#heatTimer)
+    this.#holderTimer = this.#heatTimer = undefined
+    await Effect.runPromise(Fiber.interruptAll(this.#fibers.splice(0)))
+    for (const s of this.#subs.splice(0)) s.unsubscribe()
+    await Promise.allSettled([...this.#inflight.values(), ...this.#pings])
+    this.#captures.clear()
+  }
+
+  /** A supervised repeating task: an Effect fiber interrupted by close(). */
+  #every(ms: number, task: () => void): void {
+    const tick = Effect.sync(() => {
+      try {
+        task()
+      } catch {
+        // a failing tick must not kill the timer; the next tick retries
+      }
+    })
+    this.#fibers.push(Effect.runFork(Effect.flatMap(Effect.sleep(`${ms} millis`), () => Effect.repeat(tick, Schedule.spaced(`${ms} millis`)))))
+  }
+
+  #queueHolder(hashHex: string, op: HoldingKind | "drop"): void {
+    if (this.#closing !== undefined) throw new ClosedError("materializer")
+    if (!isHashHex(hashHex)) throw new BadRefError("not a 64-hex hash")
+    // last op within the window wins: have-then-drop is a drop
+    this.#holderBatch.delete(hashHex)
+    this.#holderBatch.set(hashHex, op)
+    if (this.#holderBatch.size >= (this.#opts.batchMax ?? 1000)) this.#flushHolders()
+    else this.#holderTimer ??= setTimeout(() => this.#flushHolders(), this.#opts.holdersBatchMs ?? 20)
+  }
+
+  #flushHolders(): void {
+    clearTimeout(this.#holderTimer)
+    this.#holderTimer = undefined
+    if (this.#holderBatch.size === 0) return
+    const blob: string[] = []
+    const chunk: string[] = []
+    const remove: string[] = []
+    for (const [h, op] of this.#holderBatch) (op === "drop" ? remove : op === "chunk" ? chunk : blob).push(h)
+    this.#holderBatch.clear()
+    if (blob.length > 0 || remove.length > 0) this.publish("holders", { add: blob, remove })
+    if (chunk.length > 0) this.publish("holders", { add: chunk, remove: [], kind: "chunk" })
+  }
+
+  #flushHeat(): void {
+    clearTimeout(this.#heatTimer)
+    this.#heatTimer = undefined
+    if (this.#heatBatch.size === 0) return
+    const reads = [...this.#heatBatch]
+    this.#heatBatch.clear()
+    this.publish("heat", { reads })
+  }
+
+  #heartbeat(): void {
+    this.publish("nodes", {
+      ...(this.zone === undefined ? {} : { zone: this.zone }),
+      intervalMs: this.heartbeatMs,
+      // the heartbeat's own seq is not a watermark anyone syncs on
+      watermarks: Object.fromEntries([...this.#ownSeq].filter(([name]) => name !== "nodes")),
+    })
+  }
+
+  #onEvent(foldName: string, msg: FoldBusMessage): void {
+    if (this.#closing !== undefined) return
+    const fold = this.#folds.get(foldName)!
+    const env = decodeOr(Envelope, parseJson(msg.data))
+    // the subject names the origin: an envelope claiming another is dropped
+    if (env === undefined || msg.subject !== this.#subjects.event(foldName, env.origin)) {
+      this.stats.malformed++
+      return
+    }
+    if (env.origin === this.node) return
+    const data = decodeOr(fold.spec.data, env.data)
+    if (data === undefined) {
+      this.stats.malformed++
+      return
+    }
+    const r = fold.apply({ origin: env.origin, epoch: env.epoch, seq: env.seq, data }, this.#now())
+    if (r.kind === "applied") this.stats.applied++
+    else if (r.kind === "gap") {
+      this.stats.gaps++
+      this.#sync(foldName, env.origin)
+    }
+    if (foldName === "nodes" && r.kind === "applied") this.#checkWatermarks(env.origin, env.epoch)
+  }
+
+  /** A heartbeat advertises the origin's seq per fold: sync any fold we are behind on. */
+  #checkWatermarks(origin: string, epoch: number): void {
+    const hb = this.nodes.state.heartbeatOf(origin)
+    if (hb === undefined) return
+    for (const [name, seq] of Object.entries(hb.watermarks)) {
+      const fold = this.#folds.get(name)
+      if (fold === undefined || seq === 0) continue
+      const mark = fold.watermarkOf(origin)
+      if (mark === undefined || mark.epoch < epoch || (mark.epoch === epoch && mark.seq < seq) || fold.hasGap(origin)) {
+        this.#sync(name, origin)
+      }
+    }
+  }
+
+  /** Fetches and restores `origin`'s snapshot of one fold; one at a time per (fold, origin). */
+  #sync(foldName: string, origin: string): void {
+    const key = `${foldName}.${origin}`
+    if (this.#inflight.has(key) || this.#closing !== undefined) return
+    const p = this.#fetchSnapshot(foldName, origin)
+      .then(
+        (ok) => {
+          if (ok) this.stats.syncs++
+          else this.stats.syncFailures++
+        },
+        () => {
+          this.stats.syncFailures++
+        },
+      )
+      .finally(() => this.#inflight.delete(key))
+    this.#inflight.set(key, p)
+  }
+
+  async #fetchSnapshot(foldName: string, origin: string): Promise<boolean> {
+    const fold = this.#folds.get(foldName)!
+    const timeoutMs = this.#opts.syncTimeoutMs ?? 2000
+    const entries: unknown[] = []
+    let first: { epoch: number; seq: number; id: string; pages: number } | undefined
+    for (let page = 0; first === undefined || page < first.pages; page++) {
+      const req = first === undefined ? { fold: foldName, page } : { fold: foldName, page, id: first.id }
+      const reply = decodePage(await this.#bus.request(this.#subjects.sync(origin), jsonBytes(req), { timeoutMs }))
+      if (this.#closing !== undefined) return false
+      if (reply === undefined || "error" in reply.header) {
+        if (reply === undefined) this.stats.malformed++
+        return false
+      }
+      const h = reply.header
+      if (h.fold !== foldName || h.origin !== origin || h.page !== page || (first !== undefined && h.id !== first.id)) {
+        this.stats.malformed++
+        return false
+      }
+      first ??= { epoch: h.epoch, seq: h.seq, id: h.id, pages: h.pages }
+      const got = decodeEntries(fold.spec, reply.body)
+      if (got === undefined) {
+        this.stats.malformed++
+        return false
+      }
+      for (const e of got) entries.push(e)
+    }
+    fold.restoreOrigin(origin, { epoch: first.epoch, seq: first.seq }, entries, this.#now())
+    return true
+  }
+
+  #onSyncRequest(msg: FoldBusMessage): void {
+    if (this.#closing !== undefined) return
+    const req = decodeOr(SyncRequest, parseJson(msg.data))
+    if (req === undefined) {
+      this.stats.malformed++
+      msg.respond(encodePage({ error: "bad-request" }))
+      return
+    }
+    const fold = this.#folds.get(req.fold)
+    if (fold === undefined) {
+      msg.respond(encodePage({ error: "unknown-fold" }))
+      return
+    }
+    const now = this.#now()
+    for (const [id, c] of this.#captures) if (c.expires < now) this.#captures.delete(id)
+    let id = req.id
+    let cap = id === undefined ? undefined : this.#captures.get(id)
+    if (id === undefined && req.page === 0) {
+      // capture once, so every page of this snapshot is at the same seq
+      const snap = fold.snapshotOrigin(this.node, now)
+      id = crypto.randomUUID()
+      cap = { fold: req.fold, epoch: this.#epoch, seq: snap.seq, pages: paginate(fold.spec, snap.entries, PAGE_BODY_BYTES), expires: now + CAPTURE_TTL_MS }
+      this.#captures.set(id, cap)
+    }
+    const body = cap?.pages[req.page]
+    if (id === undefined || cap === undefined || cap.fold !== req.fold || body === undefined) {
+      msg.respond(encodePage({ error: "expired" }))
+      return
+    }
+    const pages = cap.pages.length
+    msg.respond(encodePage({ fold: req.fold, origin: this.node, epoch: cap.epoch, seq: cap.seq, id, page: req.page, pages }, body))
+    this.stats.pagesServed++
+    if (req.page === pages - 1) this.#captures.delete(id)
+  }
+
+  /** Forgets nodes silent for longer than `forgetAfterMs` in every fold. */
+  #sweep(): void {
+    const now = this.#now()
+    const forgetAfter = this.#opts.forgetAfterMs ?? 20 * this.heartbeatMs
+    for (const node of this.nodes.state.knownNodes()) {
+      if (node === this.node) continue
+      if ((this.nodes.state.silentFor(node, now) ?? 0) > forgetAfter) {
+        for (const fold of this.#folds.values()) fold.forget(node, now)
+      }
+    }
+  }
+
+  /** Pings one live peer per tick, round robin, and folds the RTT in. */
+  #ping(): void {
+    const peers = this.liveNodes().filter((n) => n !== this.node)
+    if (peers.length === 0) return
+    const peer = peers[this.#pingCursor++ % peers.length]!
+    const t0 = performance.now()
+    const p: Promise<void> = this.#bus
+      .request(this.#subjects.ping(peer), new Uint8Array(0), { timeoutMs: this.heartbeatMs })
+      .then(
+        () => {
+          if (this.#closing === undefined) this.nodes.state.recordRtt(peer, performance.now() - t0)
+        },
+        () => {
+          // an unanswered ping is what liveness is for; nothing to record
+        },
+      )
+      .finally(() => this.#pings.delete(p))
+    this.#pings.add(p)
+  }
+}
