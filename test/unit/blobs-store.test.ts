@@ -201,7 +201,7 @@ describe("Blobs store on disk", () => {
     const folder = (await readdir(join(dir, "chunks")))[0]!
     const file = join(dir, "chunks", folder, (await readdir(join(dir, "chunks", folder)))[0]!)
     const content = await readFile(file)
-    content[content.length >> 1] ^= 0xff
+    content[content.length >> 1]! ^= 0xff
     await writeFile(file, content)
     blobs = await Blobs.open({ dir, cacheBytes: 0 })
     expect(await codeOf(blobs.get(ref))).toBe("INTEGRITY")
