@@ -46,6 +46,8 @@ export class HeatIndex {
 
   /** Adds `reads` reads of `hashHex` by `origin` at `now`. */
   add(origin: string, hashHex: string, reads: number, now: number): void {
+    // keep stored scores finite even when nobody called decay() for a long time
+    if (this.#t0 !== undefined && (now - this.#t0) / this.halfLifeMs > 256) this.decay(now)
     const v = reads * this.#up(now)
     let mine = this.#byOrigin.get(origin)
     if (mine === undefined) this.#byOrigin.set(origin, (mine = new Map()))

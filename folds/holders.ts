@@ -102,7 +102,8 @@ export class HolderIndex {
       const i = cur.findIndex((x) => x >> 1 === id)
       if (i >= 0) cur[i] = v
       else {
-        cur.push(v)
+        // an exact-size copy: push() and spread over-allocate the backing store (~17 slots)
+        this.#byHash.set(key, cur.concat(v))
         this.#pairs++
       }
     }
@@ -124,10 +125,10 @@ export class HolderIndex {
     }
     const i = cur.findIndex((x) => x >> 1 === id)
     if (i < 0) return
-    cur.splice(i, 1)
     this.#pairs--
-    // back to the compact single-holder form
-    if (cur.length === 1) this.#byHash.set(key, cur[0]!)
+    // back to the compact single-holder form, or an exact-size copy without it
+    if (cur.length === 2) this.#byHash.set(key, cur[1 - i]!)
+    else this.#byHash.set(key, cur.slice(0, i).concat(cur.slice(i + 1)))
   }
 
   /** Nodes that claim to hold `hashHex` (any kind), in no particular order. */
@@ -181,9 +182,9 @@ export class HolderIndex {
       } else {
         const i = cur.findIndex((x) => x >> 1 === id)
         if (i < 0) continue
-        cur.splice(i, 1)
         this.#pairs--
-        if (cur.length === 1) this.#byHash.set(key, cur[0]!)
+        if (cur.length === 2) this.#byHash.set(key, cur[1 - i]!)
+        else this.#byHash.set(key, cur.slice(0, i).concat(cur.slice(i + 1)))
       }
     }
   }
