@@ -9,7 +9,7 @@
  */
 import { stat as fsStat } from "node:fs/promises"
 import { parseArgs } from "node:util"
-import { Blobs, BlobRef, type BlobStat } from "../plugin/index.ts"
+import { Blobs, BlobRef, type BlobStat, fetchDir, storeDir } from "../plugin/index.ts"
 import { EXIT, reportError, UsageError } from "./exit-codes.ts"
 import { ProgressBar } from "./progress-bar.ts"
 
@@ -70,12 +70,12 @@ async function run(blobs: Blobs, cmd: string, arg: string | undefined, flags: Fl
       } else {
         const st = await fsStat(arg)
         if (st.isDirectory()) {
-          throw new UsageError("directory trees are not supported yet")
+          ref = await storeDir(blobs, arg, { signal, onProgress: bar.update })
         } else {
           ref = await blobs.putFile(arg, { signal, onProgress: bar.update })
         }
       }
-      bar.finish({ bytes: ref.size, totalBytes: ref.size })
+      bar.finish(ref.kind === "dir" ? undefined : { bytes: ref.size, totalBytes: ref.size })
       print(ref.toString(), { ref: ref.toString(), size: ref.size, kind: ref.kind })
       return EXIT.OK
     }
@@ -84,7 +84,7 @@ async function run(blobs: Blobs, cmd: string, arg: string | undefined, flags: Fl
       const bar = new ProgressBar("get", process.stderr, { quiet: flags.quiet || flags.json || !flags.out })
       if (ref.kind === "dir") {
         if (!flags.out) throw new UsageError("a directory ref needs --out <dir>")
-        throw new UsageError("directory trees are not supported yet")
+        await fetchDir(blobs, ref, flags.out, { signal, onProgress: bar.update })
       } else if (flags.out) {
         await blobs.getToFile(ref, flags.out, { signal, onProgress: bar.update })
       } else {
@@ -93,7 +93,7 @@ async function run(blobs: Blobs, cmd: string, arg: string | undefined, flags: Fl
         }
         return EXIT.OK
       }
-      bar.finish({ bytes: ref.size, totalBytes: ref.size })
+      bar.finish(ref.kind === "dir" ? undefined : { bytes: ref.size, totalBytes: ref.size })
       if (flags.json) print("", { ref: ref.toString(), out: flags.out })
       return EXIT.OK
     }

@@ -11,6 +11,7 @@ export class ProgressBar {
   #lastLine = 0
   #lastDraw = 0
   #done = false
+  #last: Progress = { bytes: 0 }
 
   constructor(readonly label: string, private readonly stream: NodeJS.WriteStream = process.stderr, options: { quiet?: boolean } = {}) {
     this.#tty = Boolean(stream.isTTY) && !options.quiet
@@ -18,6 +19,7 @@ export class ProgressBar {
   }
 
   update = (p: Progress): void => {
+    this.#last = p
     if (this.#done) return
     const now = Date.now()
     if (this.#tty) {
@@ -30,7 +32,8 @@ export class ProgressBar {
     }
   }
 
-  finish(p: Progress): void {
+  /** Prints the final line: `p`, or the last progress seen. */
+  finish(p: Progress = this.#last): void {
     if (this.#done) return
     this.#done = true
     const line = this.render(p, Date.now())

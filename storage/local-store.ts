@@ -3,7 +3,8 @@ import { type BlobIndex, type BlobMeta, MemoryBlobIndex } from "./blob-index.ts"
 import { type ChunkStore, MemoryChunkStore } from "./chunk-store.ts"
 import { type Durability, FileChunkStore } from "./file-chunk-store.ts"
 import { BlobRef, type BlobKind } from "./format/blob-ref.ts"
-import { ClosedError, IntegrityError, NotFoundError, StorageError, throwIfAborted } from "./format/errors.ts"
+import { CHUNK_MAX_BYTES } from "./format/constants.ts"
+import { ClosedError, IntegrityError, NotFoundError, StorageError, throwIfAborted, TooLargeError } from "./format/errors.ts"
 import { defaultHashBackend, type HashBackend, type HashBackendName, loadHashBackend } from "./format/hasher.ts"
 import { fromHex, toHex } from "./format/hex.ts"
 import { decodeManifest, encodeManifest, type Manifest, type ManifestEntry } from "./format/manifest.ts"
@@ -176,6 +177,25 @@ export class LocalStore {
   #unpin(pinned: Set<string>): void {
     for (const hex of pinned) this.#pins.release(hex)
     pinned.clear()
+  }
+
+  /**
+   * Stores small bytes as exactly one chunk of the given kind (directory manifests: they
+   * must never be cut by CDC, since their hash is the BLAKE3 of the whole encoding).
+   */
+  putSingle(bytes: Uint8Array, kind: BlobKind, options: { tags?: Record<string, string> } = {}): Promise<BlobRef> {
+    return this.track(async () => {
+      if (bytes.length > CHUNK_MAX_BYTES) throw new TooLargeError(kind, bytes.length, CHUNK_MAX_BYTES)
+      const ref = BlobRef.of(kind, bytes.length, this.hasher.hash(bytes))
+      this.#pins.add(ref.hex)
+      try {
+        await this.chunks.write(ref.hex, bytes)
+        await this.#commit(ref, undefined, [ref.hex], options.tags)
+      } finally {
+        this.#pins.release(ref.hex)
+      }
+      return ref
+    })
   }
 
   /** Makes a blob visible (or merges tags when it already is). */

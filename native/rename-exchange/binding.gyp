@@ -1,0 +1,1 @@
+{ "targets": [ { "target_name": "rename_exchange", "sources": ["rename_exchange.c"] } ] }

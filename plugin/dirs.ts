@@ -1,0 +1,201 @@
+import { chmod, lstat, mkdir, open, readdir, readlink, symlink } from "node:fs/promises"
+import { dirname, join, resolve } from "node:path"
+import { BlobRef } from "../storage/format/blob-ref.ts"
+import {
+  decodeDirManifest,
+  DIR_MAX_DEPTH,
+  type DirEntry,
+  type DirManifest,
+  encodeDirManifest,
+  TREE_MAX_ENTRIES,
+} from "../storage/format/dir-manifest.ts"
+import { BadRefError, throwIfAborted, TooLargeError } from "../storage/format/errors.ts"
+import type { Blobs } from "./blobs.ts"
+import { forEachBounded } from "./concurrency.ts"
+import { recoverDest, swapInto, tempSibling } from "./dir-swap.ts"
+import { type OnProgress, throttled } from "./progress.ts"
+
+export type { DirEntry, DirManifest }
+
+export interface DirOptions {
+  signal?: AbortSignal
+  /** Bytes and files done so far (and totals when known). */
+  onProgress?: OnProgress
+  /** Files in flight (default 16 for storeDir, 64 for fetchDir). */
+  concurrency?: number
+}
+
+interface FileJob {
+  readonly path: string
+  readonly size: number
+  ref?: BlobRef
+}
+
+interface DirNode {
+  readonly mode: number
+  readonly children: Array<{ name: string; kind: "file"; mode: number; job: FileJob } | { name: string; kind: "dir"; node: DirNode } | { name: string; kind: "symlink"; mode: number; target: string }>
+}
+
+/**
+ * Stores a directory tree and returns its root ref (kind `dir`). Files become blobs (big
+ * ones streamed with about one chunk of memory), symlinks are stored as links and never
+ * followed, modes and empty directories are kept. Identical subtrees get identical refs,
+ * so a second store of a slightly changed tree stores only what changed.
+ */
+export async function storeDir(blobs: Blobs, path: string, options: DirOptions = {}): Promise<BlobRef> {
+  const root = resolve(path)
+  const jobs: FileJob[] = []
+  const tree = await scan(root, jobs, 0, options.signal)
+  const totalBytes = jobs.reduce((n, j) => n + j.size, 0)
+  const report = throttled(options.onProgress)
+  let bytes = 0
+  let items = 0
+  await forEachBounded(
+    jobs,
+    options.concurrency ?? 16,
+    async (job, signal) => {
+      job.ref = await blobs.putFile(job.path, { signal })
+      bytes += job.size
+      items++
+      report({ bytes, totalBytes, items, totalItems: jobs.length })
+    },
+    options.signal,
+  )
+  const ref = await storeNode(blobs, tree)
+  report({ bytes, totalBytes, items, totalItems: jobs.length }, true)
+  return ref
+}
+
+async function scan(path: string, jobs: FileJob[], depth: number, signal?: AbortSignal): Promise<DirNode> {
+  throwIfAborted(signal)
+  if (depth > DIR_MAX_DEPTH) throw new TooLargeError("tree depth", depth, DIR_MAX_DEPTH)
+  const st = await lstat(path)
+  const node: DirNode = { mode: st.mode & 0o7777, children: [] }
+  for (const name of (await readdir(path)).sort()) {
+    const child = join(path, name)
+    const cst = await lstat(child)
+    if (cst.isSymbolicLink()) node.children.push({ name, kind: "symlink", mode: 0o777, target: await readlink(child) })
+    else if (cst.isDirectory()) node.children.push({ name, kind: "dir", node: await scan(child, jobs, depth + 1, signal) })
+    else if (cst.isFile()) {
+      const job: FileJob = { path: child, size: cst.size }
+      jobs.push(job)
+      node.children.push({ name, kind: "file", mode: cst.mode & 0o7777, job })
+    }
+    // sockets, FIFOs and devices are not content: skipped
+    if (jobs.length > TREE_MAX_ENTRIES) throw new TooLargeError("tree", jobs.length, TREE_MAX_ENTRIES)
+  }
+  return node
+}
+
+async function storeNode(blobs: Blobs, node: DirNode): Promise<BlobRef> {
+  const entries: DirEntry[] = []
+  for (const c of node.children) {
+    if (c.kind === "file") entries.push({ name: c.name, kind: "file", mode: c.mode, ref: c.job.ref! })
+    else if (c.kind === "symlink") entries.push({ name: c.name, kind: "symlink", mode: c.mode, target: c.target })
+    else entries.push({ name: c.name, kind: "dir", mode: c.node.mode, ref: await storeNode(blobs, c.node) })
+  }
+  return blobs.store.putSingle(encodeDirManifest({ entries }), "dir")
+}
+
+/** Reads and checks one directory manifest (locally or over the mesh). */
+export async function readDirManifest(blobs: Blobs, ref: BlobRef | string, options: { signal?: AbortSignal } = {}): Promise<DirManifest> {
+  const r = BlobRef.from(ref)
+  if (r.kind !== "dir") throw new BadRefError(`expected a dir ref, got ${r.kind}`)
+  return decodeDirManifest(await blobs.get(r, options))
+}
+
+/** One entry of a tree walk: its path relative to the root ('/'-separated) and the entry. */
+export interface TreeEntry {
+  readonly path: string
+  readonly depth: number
+  readonly entry: DirEntry
+}
+
+/**
+ * Walks a tree depth-first (parents before children) without writing anything, checking
+ * every manifest on the way: build tools can inspect a tree before materializing it.
+ */
+export async function* walkDir(blobs: Blobs, root: BlobRef | string, options: { signal?: AbortSignal } = {}): AsyncGenerator<TreeEntry> {
+  let count = 0
+  async function* visit(ref: BlobRef, prefix: string, depth: number): AsyncGenerator<TreeEntry> {
+    if (depth > DIR_MAX_DEPTH) throw new TooLargeError("tree depth", depth, DIR_MAX_DEPTH)
+    const manifest = await readDirManifest(blobs, ref, options)
+    for (const entry of manifest.entries) {
+      if (++count > TREE_MAX_ENTRIES) throw new TooLargeError("tree", count, TREE_MAX_ENTRIES)
+      const path = prefix ? `${prefix}/${entry.name}` : entry.name
+      yield { path, depth, entry }
+      if (entry.kind === "dir") yield* visit(entry.ref, path, depth + 1)
+    }
+  }
+  yield* visit(BlobRef.from(root), "", 0)
+}
+
+/**
+ * Materializes a tree at `dest` atomically. Every manifest is fetched and checked first
+ * (unsafe names, duplicates, absurd sizes are refused before anything is written); files
+ * are fetched many at a time into a temp sibling of `dest`, created with O_EXCL so nothing
+ * is ever written through a symlink; links come last; then the temp tree replaces `dest` in
+ * one atomic exchange. After a failure or a kill, `dest` is the old tree or the new one, and
+ * the next call removes leftovers.
+ */
+export async function fetchDir(blobs: Blobs, root: BlobRef | string, dest: string, options: DirOptions = {}): Promise<void> {
+  const rootRef = BlobRef.from(root)
+  const target = resolve(dest)
+  await recoverDest(target)
+  const plan: TreeEntry[] = []
+  for await (const e of walkDir(blobs, rootRef, options)) plan.push(e)
+  const rootMode = 0o755
+  const tmp = tempSibling(target)
+  await mkdir(tmp, { mode: 0o700 })
+  try {
+    const files = plan.filter((e) => e.entry.kind === "file")
+    const totalBytes = files.reduce((n, e) => n + (e.entry as { ref: BlobRef }).ref.size, 0)
+    const report = throttled(options.onProgress)
+    let bytes = 0
+    let items = 0
+    // directories first (parents precede children in the walk), writable until the end
+    for (const e of plan) if (e.entry.kind === "dir") await mkdir(join(tmp, e.path), { mode: 0o700 })
+    await forEachBounded(
+      files,
+      options.concurrency ?? 64,
+      async (e, signal) => {
+        const entry = e.entry as Extract<DirEntry, { kind: "file" }>
+        await writeFileExclusive(blobs, entry.ref, join(tmp, e.path), entry.mode, signal, (n) => {
+          bytes += n
+          report({ bytes, totalBytes, items, totalItems: files.length })
+        })
+        items++
+        report({ bytes, totalBytes, items, totalItems: files.length })
+      },
+      options.signal,
+    )
+    for (const e of plan) {
+      if (e.entry.kind === "symlink") await symlink(e.entry.target, join(tmp, e.path))
+    }
+    // modes of directories last, deepest first, so a read-only directory is filled before it closes
+    for (const e of [...plan].reverse()) if (e.entry.kind === "dir") await chmod(join(tmp, e.path), e.entry.mode & 0o7777)
+    await chmod(tmp, rootMode)
+    throwIfAborted(options.signal)
+    await mkdir(dirname(target), { recursive: true })
+    await swapInto(tmp, target)
+    report({ bytes, totalBytes, items, totalItems: files.length }, true)
+  } catch (err) {
+    await recoverDest(target).catch(() => {})
+    throw err
+  }
+}
+
+async function writeFileExclusive(blobs: Blobs, ref: BlobRef, path: string, mode: number, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
+  // "wx" = O_CREAT|O_EXCL: fails on anything already there, symlinks included
+  const fh = await open(path, "wx", 0o600)
+  try {
+    for await (const part of blobs.read(ref, { signal })) {
+      let off = 0
+      while (off < part.length) off += (await fh.write(part, off, part.length - off)).bytesWritten
+      onBytes(part.length)
+    }
+    await fh.chmod(mode & 0o7777)
+  } finally {
+    await fh.close()
+  }
+}
