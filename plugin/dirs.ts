@@ -146,6 +146,7 @@ export async function fetchDir(blobs: Blobs, root: BlobRef | string, dest: strin
   for await (const e of walkDir(blobs, rootRef, options)) plan.push(e)
   const rootMode = 0o755
   const tmp = tempSibling(target)
+  await mkdir(dirname(target), { recursive: true })
   await mkdir(tmp, { mode: 0o700 })
   try {
     const files = plan.filter((e) => e.entry.kind === "file")
@@ -176,7 +177,6 @@ export async function fetchDir(blobs: Blobs, root: BlobRef | string, dest: strin
     for (const e of [...plan].reverse()) if (e.entry.kind === "dir") await chmod(join(tmp, e.path), e.entry.mode & 0o7777)
     await chmod(tmp, rootMode)
     throwIfAborted(options.signal)
-    await mkdir(dirname(target), { recursive: true })
     await swapInto(tmp, target)
     report({ bytes, totalBytes, items, totalItems: files.length }, true)
   } catch (err) {
