@@ -88,7 +88,7 @@ describe("transfer lifecycle", () => {
     // a receiver that asks with one frame of credit and then goes silent
     const inbox = `${prefix}.silent`
     const frames: string[] = []
-    const sub = nc.subscribe(inbox, { callback: (_e, m) => frames.push(decodeHolderFrame(m.data).type) })
+    const sub = nc.subscribe(inbox, { callback: (_e, m) => void frames.push(decodeHolderFrame(m.data).type) })
     nc.publish(holderSubject(prefix, "h1"), encodeReq(fromHex(hash)!, 0, 8102, 16 * MIB), { reply: inbox })
     await until(() => sender.stats().transfersDropped === 1, "idle transfer dropped", 5_000)
     expect(sender.stats().activeTransfers).toBe(0)
@@ -107,7 +107,7 @@ describe("transfer lifecycle", () => {
     const other = startSender(holderNc, { prefix, node: "other", source: new MemorySource().add(hash, bytes) })
     await holderNc.flush()
     let fromClosing = 0
-    const pending = fetchChunk(nc, { prefix, hash, holders: ["closing", "other"], hashBackend: hb, idleTimeoutMs: 60_000, onBytes: (n, h) => h === "closing" && (fromClosing += n) })
+    const pending = fetchChunk(nc, { prefix, hash, holders: ["closing", "other"], hashBackend: hb, idleTimeoutMs: 60_000, onBytes: (n, h) => void (h === "closing" && (fromClosing += n)) })
     await until(() => fromClosing >= MIB, "first MiB from the closing holder")
     const closed = closing.close()
     stuck.release()
