@@ -6,11 +6,15 @@ import type { Durability } from "../storage/file-chunk-store.ts"
 import type { HashBackendName } from "../storage/format/hasher.ts"
 import { type BlobStat, LocalStore } from "../storage/local-store.ts"
 import { fileSource, normaliseInput, type PutInput } from "./inputs.ts"
+import { type AttachOptions, emptySources, Mesh, type ReadSources } from "./mesh.ts"
 import { type OnProgress, throttled } from "./progress.ts"
+import type { NatsConnection } from "@nats-io/nats-core"
 
 export interface AbortOptions {
   signal?: AbortSignal
 }
+
+export type { ReadSources }
 
 export interface BlobsOpenOptions {
   /** Store folder: durable. */
@@ -32,21 +36,15 @@ export interface PutOptions extends AbortOptions {
 
 export interface ReadOptions extends AbortOptions {
   onProgress?: OnProgress
+  /** Filled in as the read goes: bytes from the memory cache, local disk, and each peer. */
+  sources?: ReadSources
 }
 
-/** Where a read's bytes came from (cache, local disk, or which peers). */
-export interface ReadSources {
-  cache: number
-  disk: number
-  peers: Record<string, number>
-}
-
-/**
- * Reads a blob that is not held locally (the mesh). Returns undefined when there is no
- * mesh; `Blobs` stays a local store then.
- */
-export interface RemoteReader {
-  read(ref: BlobRef, options: ReadOptions): AsyncIterable<Uint8Array>
+export interface BlobsAttachOptions extends BlobsOpenOptions, Omit<AttachOptions, "nats" | "node"> {
+  /** An open nats.js v3 connection (`@nats-io/transport-node`); Dataforts never closes it. */
+  nats?: NatsConnection
+  /** This node's id on the bus (required with `nats`). */
+  node?: string
 }
 
 /**
@@ -58,21 +56,32 @@ export interface RemoteReader {
  * const same = await blobs.get(ref)
  */
 export class Blobs implements AsyncDisposable {
-  #remote: RemoteReader | undefined
-  readonly #onClose: Array<() => Promise<void>> = []
   #closing: Promise<void> | undefined
 
-  protected constructor(readonly store: LocalStore) {}
+  private constructor(
+    readonly store: LocalStore,
+    /** The NATS side when attached (`{ nats, node }`), else undefined. */
+    readonly mesh: Mesh | undefined,
+  ) {}
 
-  /** Opens a durable store (`{ dir }`) or an in-memory one (`{ memory: true }`). */
-  static async open(options: BlobsOpenOptions): Promise<Blobs> {
-    return new Blobs(await LocalStore.open(options))
-  }
-
-  /** Plugs in the mesh read path and something to stop at close (used by the NATS attach). */
-  attachRemote(remote: RemoteReader, stop: () => Promise<void>): void {
-    this.#remote = remote
-    this.#onClose.push(stop)
+  /**
+   * Opens a durable store (`{ dir }`) or an in-memory one (`{ memory: true }`); with
+   * `{ nats, node }` the node joins the mesh: it advertises what it holds, serves peers,
+   * and resolves refs it does not hold from the nearest holders.
+   */
+  static async open(options: BlobsAttachOptions): Promise<Blobs> {
+    const store = await LocalStore.open(options)
+    if (options.nats === undefined) return new Blobs(store, undefined)
+    if (!options.node) {
+      await store.close()
+      throw new TypeError("Blobs.open with nats needs a node id")
+    }
+    try {
+      return new Blobs(store, await Mesh.attach(store, { ...options, nats: options.nats, node: options.node }))
+    } catch (err) {
+      await store.close()
+      throw err
+    }
   }
 
   /** Puts bytes (a Uint8Array, an AsyncIterable, a Node Readable or a web ReadableStream). */
@@ -88,6 +97,7 @@ export class Blobs implements AsyncDisposable {
       onBytes: (bytes) => report({ bytes, ...(total === undefined ? {} : { totalBytes: total }) }),
     })
     report({ bytes: ref.size, totalBytes: ref.size }, true)
+    this.mesh?.advertise(ref)
     return ref
   }
 
@@ -103,6 +113,7 @@ export class Blobs implements AsyncDisposable {
       onBytes: (bytes) => report({ bytes, totalBytes }),
     })
     report({ bytes: ref.size, totalBytes: ref.size }, true)
+    this.mesh?.advertise(ref)
     return ref
   }
 
@@ -115,7 +126,9 @@ export class Blobs implements AsyncDisposable {
     const r = BlobRef.from(ref)
     const report = throttled(options.onProgress)
     let bytes = 0
-    const source = (await this.store.hasBlob(r)) ? this.store.read(r, options) : this.#remoteRead(r, options)
+    const sources = options.sources ?? emptySources()
+    const source = (await this.store.hasBlob(r)) ? this.store.read(r, { signal: options.signal, sources }) : this.#remoteRead(r, options.signal, sources)
+    this.mesh?.recordRead(r)
     for await (const part of source) {
       throwIfAborted(options.signal)
       bytes += part.length
@@ -125,9 +138,9 @@ export class Blobs implements AsyncDisposable {
     report({ bytes, totalBytes: r.size }, true)
   }
 
-  #remoteRead(ref: BlobRef, options: ReadOptions): AsyncIterable<Uint8Array> {
-    if (this.#remote === undefined) throw new NotFoundError(ref.toString())
-    return this.#remote.read(ref, options)
+  #remoteRead(ref: BlobRef, signal: AbortSignal | undefined, sources: ReadSources): AsyncIterable<Uint8Array> {
+    if (this.mesh === undefined) throw new NotFoundError(ref.toString())
+    return this.mesh.read(ref, { ...(signal ? { signal } : {}), sources })
   }
 
   /** The whole blob in memory. Prefer `read` or `getToFile` for big blobs. */
@@ -181,7 +194,10 @@ export class Blobs implements AsyncDisposable {
   /** Operator action: forgets a blob here (chunks shared with other blobs stay). */
   async delete(ref: BlobRef | string, options: AbortOptions = {}): Promise<boolean> {
     this.#enter(options.signal)
-    return this.store.delete(BlobRef.from(ref))
+    const r = BlobRef.from(ref)
+    const removed = await this.store.delete(r)
+    if (removed) this.mesh?.withdraw(r)
+    return removed
   }
 
   /** Hard durability barrier: every put resolved before this call survives a power cut. */
@@ -193,7 +209,7 @@ export class Blobs implements AsyncDisposable {
   /** Idempotent; stops what the node started (never the caller's NATS connection). */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      for (const stop of this.#onClose.splice(0).reverse()) await stop().catch(() => {})
+      await this.mesh?.close().catch(() => {})
       await this.store.close()
     })()
     return this.#closing

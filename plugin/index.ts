@@ -3,7 +3,11 @@
  * entry: the `Blobs` store, `BlobRef`, the tree and mesh helpers, and the error classes.
  */
 export { Blobs } from "./blobs.ts"
-export type { AbortOptions, BlobsOpenOptions, PutOptions, ReadOptions, ReadSources } from "./blobs.ts"
+export type { AbortOptions, BlobsAttachOptions, BlobsOpenOptions, PutOptions, ReadOptions, ReadSources } from "./blobs.ts"
+export type { AttachOptions } from "./mesh.ts"
+export { fetchBlob, type FetchBlobOptions } from "./fetch-blob.ts"
+/** The fold primitive: applications fold their own events (carrying refs) beside Dataforts' folds. */
+export { defineFold, type FoldDefinition, type AnyFoldDefinition, type FoldEvent } from "../folds/index.ts"
 export type { PutInput } from "./inputs.ts"
 export type { Progress, OnProgress } from "./progress.ts"
 export { BlobRef, type BlobKind } from "../storage/format/blob-ref.ts"

@@ -35,6 +35,12 @@ export interface PutOptions {
   kind?: BlobKind
 }
 
+/** Bytes a read took from the memory cache and from disk (filled in as it goes). */
+export interface LocalSources {
+  cache: number
+  disk: number
+}
+
 /** What `stat` tells about a held blob. */
 export interface BlobStat extends BlobMeta {
   readonly ref: BlobRef
@@ -260,10 +266,11 @@ export class LocalStore {
    * when absent. A corrupt file is removed (so a re-put or a peer can heal it) and gives
    * IntegrityError: never wrong bytes.
    */
-  async readChunk(hex: string, expectedLength?: number): Promise<Uint8Array | undefined> {
+  async readChunk(hex: string, expectedLength?: number, sources?: LocalSources): Promise<Uint8Array | undefined> {
     const cached = this.cache.get(hex)
     if (cached) {
       this.counters.bytesReadCache += cached.length
+      if (sources) sources.cache += cached.length
       return cached
     }
     const bytes = await this.chunks.read(hex)
@@ -275,6 +282,7 @@ export class LocalStore {
       throw new IntegrityError(hex, actual, "chunk file on disk")
     }
     this.counters.bytesReadDisk += bytes.length
+    if (sources) sources.disk += bytes.length
     this.cache.set(hex, bytes)
     return bytes
   }
@@ -300,13 +308,13 @@ export class LocalStore {
    * Streams a committed blob's verified bytes, reading one chunk ahead so disk, hashing and
    * the consumer overlap. Throws NotFoundError when the blob is not held here.
    */
-  async *read(ref: BlobRef, options: { signal?: AbortSignal } = {}): AsyncGenerator<Uint8Array> {
+  async *read(ref: BlobRef, options: { signal?: AbortSignal; sources?: LocalSources } = {}): AsyncGenerator<Uint8Array> {
     this.assertOpen()
     const meta = await this.index.getMeta(ref.hex)
     if (meta === undefined) throw new NotFoundError(ref.toString())
     this.#touch(ref.hex, meta)
     if (ref.kind !== "manifest") {
-      const bytes = await this.readChunk(ref.hex, ref.size)
+      const bytes = await this.readChunk(ref.hex, ref.size, options.sources)
       if (bytes === undefined) throw new NotFoundError(ref.hex)
       yield bytes
       return
@@ -314,7 +322,7 @@ export class LocalStore {
     const manifest = await this.manifestOf(ref)
     if (manifest === undefined) throw new NotFoundError(ref.toString())
     const load = (e: ManifestEntry) =>
-      this.readChunk(toHex(e.hash), e.length).then((b) => {
+      this.readChunk(toHex(e.hash), e.length, options.sources).then((b) => {
         if (b === undefined) throw new NotFoundError(toHex(e.hash))
         return b
       })

@@ -1,0 +1,29 @@
+import type { LocalStore } from "../storage/local-store.ts"
+import type { ChunkReader, ChunkSource } from "../transfer/index.ts"
+
+/**
+ * What this node serves to peers: chunk files (read in windows, never whole) and the
+ * manifests in its index (small, served from memory). Bytes are served as stored; the
+ * receiver verifies, so a corrupt file here costs the peer a retry elsewhere, never bad data.
+ */
+export function storeChunkSource(store: LocalStore): ChunkSource {
+  return {
+    async open(hex: string): Promise<ChunkReader | undefined> {
+      const length = await store.chunks.lengthOf(hex)
+      if (length !== undefined) {
+        return {
+          length,
+          read: (offset, len) => store.chunks.readRange(hex, offset, len),
+          close: async () => {},
+        }
+      }
+      const manifest = await store.manifestBytes(hex)
+      if (manifest === undefined) return undefined
+      return {
+        length: manifest.length,
+        read: async (offset, len) => manifest.subarray(offset, offset + len),
+        close: async () => {},
+      }
+    },
+  }
+}

@@ -1,0 +1,300 @@
+import type { NatsConnection } from "@nats-io/nats-core"
+import { type AnyFoldDefinition, Materializer } from "../folds/index.ts"
+import { BlobRef } from "../storage/format/blob-ref.ts"
+import { NoHolderError, throwIfAborted, type DatafortsError } from "../storage/format/errors.ts"
+import { toHex } from "../storage/format/hex.ts"
+import { decodeManifest, type ManifestEntry } from "../storage/format/manifest.ts"
+import type { LocalStore } from "../storage/local-store.ts"
+import { ChunkReceiver, type Sender, startSender } from "../transfer/index.ts"
+import { ByteBudget } from "./byte-budget.ts"
+import { storeChunkSource } from "./chunk-source.ts"
+import { forEachBounded } from "./concurrency.ts"
+import { natsFoldBus } from "./nats-bus.ts"
+
+/** Where a read's bytes came from. */
+export interface ReadSources {
+  cache: number
+  disk: number
+  /** Bytes per peer node id. */
+  peers: Record<string, number>
+}
+
+export const emptySources = (): ReadSources => ({ cache: 0, disk: 0, peers: {} })
+
+export interface AttachOptions {
+  /** An open nats.js v3 connection; Dataforts never closes it. */
+  nats: NatsConnection
+  /** This node's id ([A-Za-z0-9_-]); unique on the bus. */
+  node: string
+  /** Zone: holders in the same zone are preferred. */
+  zone?: string
+  /** Subject prefix (default `dataforts`). */
+  prefix?: string
+  /** Heartbeat interval (default 1000 ms). */
+  heartbeatMs?: number
+  /** How long a read waits for any holder to be known before NO_HOLDER (default 3000 ms). */
+  discoveryTimeoutMs?: number
+  /** A holder sending nothing for this long is abandoned (default 5000 ms). */
+  idleTimeoutMs?: number
+  /** Chunk bytes one read may have in flight (default 64 MiB). */
+  readAheadBytes?: number
+  /** Chunk bytes all reads of this node may have in flight (default 256 MiB). */
+  nodeBudgetBytes?: number
+  /** Chunks one read fetches at once (default 6). */
+  chunkConcurrency?: number
+  /** Application folds to materialize beside Dataforts' own (see `defineFold`). */
+  folds?: AnyFoldDefinition[]
+}
+
+/** A holder that failed us is avoided for this long. */
+const AVOID_MS = 30_000
+
+/**
+ * The mesh side of a node: folds (who holds what, who is alive, heat), the holder's sender,
+ * and the get path for blobs this node does not hold. Arrived chunks are stored and
+ * advertised as they land (the reader becomes a holder), and the blob is advertised whole
+ * once committed.
+ */
+export class Mesh {
+  readonly folds: Materializer
+  readonly sender: Sender
+  readonly receiver: ChunkReceiver
+  readonly #budget: ByteBudget
+  readonly #avoid = new Map<string, number>()
+  readonly #opts: Required<Omit<AttachOptions, "zone" | "nats" | "folds">> & { zone?: string }
+  #closed = false
+
+  private constructor(
+    readonly store: LocalStore,
+    readonly nc: NatsConnection,
+    options: AttachOptions,
+  ) {
+    this.#opts = {
+      node: options.node,
+      prefix: options.prefix ?? "dataforts",
+      heartbeatMs: options.heartbeatMs ?? 1000,
+      discoveryTimeoutMs: options.discoveryTimeoutMs ?? 3000,
+      idleTimeoutMs: options.idleTimeoutMs ?? 5000,
+      readAheadBytes: options.readAheadBytes ?? 64 << 20,
+      nodeBudgetBytes: options.nodeBudgetBytes ?? 256 << 20,
+      chunkConcurrency: options.chunkConcurrency ?? 6,
+      ...(options.zone === undefined ? {} : { zone: options.zone }),
+    }
+    this.#budget = new ByteBudget(this.#opts.nodeBudgetBytes)
+    this.folds = new Materializer({
+      bus: natsFoldBus(nc),
+      node: options.node,
+      prefix: this.#opts.prefix,
+      heartbeatMs: this.#opts.heartbeatMs,
+      ...(options.zone === undefined ? {} : { zone: options.zone }),
+      ...(options.folds === undefined ? {} : { folds: options.folds }),
+    })
+    this.sender = startSender(nc, { node: options.node, prefix: this.#opts.prefix, source: storeChunkSource(store) })
+    this.receiver = new ChunkReceiver(nc, { prefix: this.#opts.prefix })
+  }
+
+  /** Starts the folds and the holder, and advertises every blob held here. */
+  static async attach(store: LocalStore, options: AttachOptions): Promise<Mesh> {
+    const mesh = new Mesh(store, options.nats, options)
+    mesh.folds.start()
+    const held: string[] = []
+    for await (const s of store.list()) held.push(s.ref.hex)
+    if (held.length) mesh.folds.have(held, "blob")
+    return mesh
+  }
+
+  get node(): string {
+    return this.#opts.node
+  }
+
+  advertise(ref: BlobRef): void {
+    if (!this.#closed) this.folds.have([ref.hex], "blob")
+  }
+
+  withdraw(ref: BlobRef): void {
+    if (!this.#closed) this.folds.drop([ref.hex])
+  }
+
+  recordRead(ref: BlobRef): void {
+    if (!this.#closed) this.folds.recordRead(ref.hex)
+  }
+
+  /** Live holders for a chunk: peers holding the chunk itself first, then holders of the whole blob. */
+  holdersFor(chunkHex: string, blobHex: string): string[] {
+    const now = Date.now()
+    const out: string[] = []
+    for (const h of [...this.folds.nearestHolders(chunkHex), ...(blobHex === chunkHex ? [] : this.folds.nearestHolders(blobHex))]) {
+      if (!out.includes(h)) out.push(h)
+    }
+    const fresh = out.filter((h) => (this.#avoid.get(h) ?? 0) < now)
+    return fresh.length > 0 ? fresh : out
+  }
+
+  /** Waits (bounded) until some holder of the blob is known; NO_HOLDER otherwise. */
+  async #awaitHolders(hex: string, signal?: AbortSignal): Promise<void> {
+    const deadline = Date.now() + this.#opts.discoveryTimeoutMs
+    while (this.folds.nearestHolders(hex).length === 0) {
+      throwIfAborted(signal)
+      if (Date.now() > deadline) throw new NoHolderError(hex, "no live node advertises it")
+      await new Promise((r) => setTimeout(r, 25))
+    }
+  }
+
+  /** Fetches one chunk (verified) from the nearest holders, spreading by `spread` over close peers. */
+  async #fetchChunk(hex: string, blobHex: string, expectedLength: number | undefined, spread: number, sources: ReadSources, signal: AbortSignal): Promise<Uint8Array> {
+    const report = await this.receiver.fetch({
+      hash: hex,
+      holders: () => rotate(this.holdersFor(hex, blobHex), spread),
+      hashBackend: this.store.hasher,
+      ...(expectedLength === undefined ? {} : { expectedLength }),
+      idleTimeoutMs: this.#opts.idleTimeoutMs,
+      signal,
+      onHolderFailure: (holder: string, _error: DatafortsError) => this.#avoid.set(holder, Date.now() + AVOID_MS),
+    })
+    for (const [peer, n] of report.servedBy) sources.peers[peer] = (sources.peers[peer] ?? 0) + n
+    return report.bytes
+  }
+
+  /** A chunk from here if present (verified), else from peers; stored and advertised on arrival. */
+  async #chunk(entry: { hex: string; length?: number }, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal): Promise<Uint8Array> {
+    const local = await this.store.readChunk(entry.hex, entry.length, sources).catch(() => undefined)
+    if (local) return local
+    const bytes = await this.#fetchChunk(entry.hex, blobHex, entry.length, spread, sources, signal)
+    await this.store.storeVerifiedChunk(entry.hex, bytes)
+    if (entry.hex !== blobHex) this.folds.have([entry.hex], "chunk")
+    return bytes
+  }
+
+  async #manifestOf(ref: BlobRef, sources: ReadSources, signal: AbortSignal): Promise<{ bytes: Uint8Array; entries: readonly ManifestEntry[] }> {
+    const bytes = await this.#fetchChunk(ref.hex, ref.hex, undefined, 0, sources, signal)
+    return { bytes, entries: decodeManifest(bytes, ref.size).entries }
+  }
+
+  /** After every chunk is here: commit, advertise the whole blob, retire chunk adverts. */
+  async #complete(ref: BlobRef, manifest: Uint8Array | undefined, chunkHexes: string[]): Promise<void> {
+    await this.store.commitFetched(ref, manifest)
+    this.folds.have([ref.hex], "blob")
+    const partial = chunkHexes.filter((h) => h !== ref.hex)
+    if (partial.length) this.folds.drop(partial)
+  }
+
+  /**
+   * Streams a blob from the mesh in order, with up to `chunkConcurrency` chunks and
+   * `readAheadBytes` in flight (and the node-wide budget). Breaking out stops every fetch.
+   */
+  async *read(ref: BlobRef, options: { signal?: AbortSignal; sources?: ReadSources } = {}): AsyncGenerator<Uint8Array> {
+    const sources = options.sources ?? emptySources()
+    const ctrl = new AbortController()
+    const signal = options.signal ? AbortSignal.any([options.signal, ctrl.signal]) : ctrl.signal
+    try {
+      await this.#awaitHolders(ref.hex, signal)
+      if (ref.kind !== "manifest") {
+        const bytes = await this.#chunk({ hex: ref.hex, length: ref.size }, ref.hex, 0, sources, signal)
+        await this.#complete(ref, undefined, [ref.hex])
+        yield bytes
+        return
+      }
+      const manifest = await this.#manifestOf(ref, sources, signal)
+      const hexes = manifest.entries.map((e) => toHex(e.hash))
+      const perRead = new ByteBudget(this.#opts.readAheadBytes)
+      const pending: Array<Promise<Uint8Array>> = []
+      let next = 0
+      const start = () => {
+        const i = next++
+        const e = manifest.entries[i]!
+        const p = (async () => {
+          await perRead.acquire(e.length, signal)
+          await this.#budget.acquire(e.length, signal).catch((err) => {
+            perRead.release(e.length)
+            throw err
+          })
+          return this.#chunk({ hex: hexes[i]!, length: e.length }, ref.hex, i, sources, signal)
+        })()
+        p.catch(() => {})
+        pending.push(p)
+      }
+      for (let i = 0; i < manifest.entries.length; i++) {
+        while (next < manifest.entries.length && next - i < this.#opts.chunkConcurrency) start()
+        const bytes = await pending[i]!
+        pending[i] = undefined as never
+        const len = manifest.entries[i]!.length
+        perRead.release(len)
+        this.#budget.release(len)
+        throwIfAborted(options.signal)
+        yield bytes
+      }
+      await this.#complete(ref, manifest.bytes, hexes)
+    } finally {
+      ctrl.abort()
+    }
+  }
+
+  /**
+   * Makes a blob local (stored, committed, advertised) without streaming it to the caller.
+   * Chunks are fetched in a node-specific order, preferring peers that already hold them,
+   * so many readers of one blob share the load instead of all asking its producer.
+   */
+  async fetchBlob(ref: BlobRef, options: { signal?: AbortSignal; onBytes?: (n: number) => void } = {}): Promise<ReadSources> {
+    const sources = emptySources()
+    if (await this.store.hasBlob(ref)) return sources
+    const signal = options.signal ?? new AbortController().signal
+    await this.#awaitHolders(ref.hex, signal)
+    if (ref.kind !== "manifest") {
+      const bytes = await this.#chunk({ hex: ref.hex, length: ref.size }, ref.hex, 0, sources, signal)
+      options.onBytes?.(bytes.length)
+      await this.#complete(ref, undefined, [ref.hex])
+      return sources
+    }
+    const manifest = await this.#manifestOf(ref, sources, signal)
+    const hexes = manifest.entries.map((e) => toHex(e.hash))
+    const order = shuffled(hexes.length, this.#opts.node)
+    await forEachBounded(
+      order,
+      this.#opts.chunkConcurrency,
+      async (i, s) => {
+        const len = manifest.entries[i]!.length
+        await this.#budget.acquire(len, s)
+        try {
+          if (!(await this.store.hasChunk(hexes[i]!))) await this.#chunk({ hex: hexes[i]!, length: len }, ref.hex, i, sources, s)
+          options.onBytes?.(len)
+        } finally {
+          this.#budget.release(len)
+        }
+      },
+      signal,
+    )
+    await this.#complete(ref, manifest.bytes, hexes)
+    return sources
+  }
+
+  /** Stops folds, holder and receiver; the caller's connection stays open. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.receiver.close()
+    await this.sender.close()
+    await this.folds.close()
+  }
+}
+
+/** The list rotated left by `by` among its close candidates (spreads chunks over holders). */
+function rotate(list: string[], by: number): string[] {
+  const k = Math.min(list.length, 3)
+  if (k <= 1) return list
+  const r = by % k
+  return [...list.slice(r, k), ...list.slice(0, r), ...list.slice(k)]
+}
+
+/** 0..n-1 in an order seeded by the node id (stable per node, different across nodes). */
+function shuffled(n: number, seedText: string): number[] {
+  let s = 2166136261
+  for (let i = 0; i < seedText.length; i++) s = Math.imul(s ^ seedText.charCodeAt(i), 16777619)
+  const out = Array.from({ length: n }, (_, i) => i)
+  for (let i = n - 1; i > 0; i--) {
+    s = Math.imul(s ^ (s >>> 15), 2246822507) ^ Math.imul(s ^ (s >>> 13), 3266489909)
+    const j = (s >>> 0) % (i + 1)
+    ;[out[i], out[j]] = [out[j]!, out[i]!]
+  }
+  return out
+}
+

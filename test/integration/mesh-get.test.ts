@@ -1,0 +1,96 @@
+import { afterEach, describe, expect, inject, it } from "vitest"
+import { fetchBlob, type ReadSources } from "../../plugin/index.ts"
+import { CHUNK_AVG_BYTES, CHUNK_MAX_BYTES, CHUNK_MIN_BYTES } from "../../storage/format/constants.ts"
+import { seededBytes } from "../support/bytes.ts"
+import { freshPrefix, startNode, type TestNode } from "../support/nodes.ts"
+import { until } from "../support/poll.ts"
+
+const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
+
+async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p
+  } catch (e) {
+    return (e as { code?: string }).code
+  }
+  return undefined
+}
+
+describe("get from the nearest holders over NATS", () => {
+  const nodes: TestNode[] = []
+  const url = inject("natsUrl")
+  afterEach(async () => {
+    for (const n of nodes.splice(0)) await n.stop()
+  })
+
+  it("a node with nothing gets the right bytes for interesting sizes, then serves a fourth node after the producer left", async () => {
+    const prefix = freshPrefix()
+    const [a, b, c] = await Promise.all(["a", "b", "c"].map((n) => startNode(url, n, { prefix })))
+    nodes.push(a!, b!, c!)
+    const sizes = [0, 1, 8103, CHUNK_MIN_BYTES - 1, CHUNK_AVG_BYTES, CHUNK_MAX_BYTES + 1, 3 * CHUNK_MAX_BYTES + 7]
+    const payloads = sizes.map((s, i) => seededBytes(s, 50 + i))
+    const refs = []
+    for (const p of payloads) refs.push(await a!.blobs.put(p))
+    for (const [i, ref] of refs.entries()) {
+      const sources: ReadSources = { cache: 0, disk: 0, peers: {} }
+      const got = await c!.blobs.get(ref, { sources })
+      expect(same(got, payloads[i]!), `size ${sizes[i]}`).toBe(true)
+      if (sizes[i]! > 0) expect(sources.peers.a ?? 0).toBeGreaterThan(0)
+      expect((await c!.blobs.stat(ref)).size).toBe(sizes[i])
+    }
+    // c is now a holder: the producer leaves, a fourth node gets everything from c (or b, which never had it)
+    await a!.stop()
+    const d = await startNode(url, "d", { prefix })
+    nodes.push(d)
+    for (const [i, ref] of refs.entries()) {
+      const sources: ReadSources = { cache: 0, disk: 0, peers: {} }
+      expect(same(await d.blobs.get(ref, { sources }), payloads[i]!)).toBe(true)
+      if (sizes[i]! > 0) expect(Object.keys(sources.peers)).toEqual(["c"])
+    }
+  })
+
+  it("fetchBlob makes a blob local and advertised; a second read is served from disk", async () => {
+    const prefix = freshPrefix()
+    const [a, b] = await Promise.all(["a", "b"].map((n) => startNode(url, n, { prefix })))
+    nodes.push(a!, b!)
+    const bytes = seededBytes(30 << 20, 3)
+    const ref = await a!.blobs.put(bytes)
+    const { sources } = await fetchBlob(b!.blobs, ref)
+    expect(sources.peers.a).toBeGreaterThanOrEqual(bytes.length)
+    await until(() => a!.blobs.mesh!.folds.holdersOf(ref.hex).includes("b"), "a learns b holds it")
+    const again: ReadSources = { cache: 0, disk: 0, peers: {} }
+    expect(same(await b!.blobs.get(ref, { sources: again }), bytes)).toBe(true)
+    expect(again.peers).toEqual({})
+    expect(again.cache + again.disk).toBe(bytes.length)
+  })
+
+  it("no holder anywhere gives NO_HOLDER in bounded time", async () => {
+    const prefix = freshPrefix()
+    const a = await startNode(url, "a", { prefix, discoveryTimeoutMs: 500 })
+    nodes.push(a)
+    const started = Date.now()
+    expect(await codeOf(a.blobs.get(`df1-chunk-5-${"ab".repeat(32)}`))).toBe("NO_HOLDER")
+    expect(Date.now() - started).toBeLessThan(5000)
+  })
+
+  it("aborting a read stops the transfer and frees both ends", async () => {
+    const prefix = freshPrefix()
+    const [a, b] = await Promise.all(["a", "b"].map((n) => startNode(url, n, { prefix })))
+    nodes.push(a!, b!)
+    const ref = await a!.blobs.put(seededBytes(64 << 20, 9))
+    const ctrl = new AbortController()
+    let got = 0
+    const err = await codeOf(
+      (async () => {
+        for await (const part of b!.blobs.read(ref, { signal: ctrl.signal })) {
+          got += part.length
+          if (got > 8 << 20) ctrl.abort()
+        }
+      })(),
+    )
+    expect(err).toBe("ABORTED")
+    await until(() => a!.blobs.mesh!.sender.stats().activeTransfers === 0, "sender idle", 10_000)
+    await until(() => b!.blobs.mesh!.receiver.stats().activeFetches === 0, "receiver idle", 10_000)
+    expect(await b!.blobs.store.hasBlob(ref)).toBe(false)
+  })
+})
