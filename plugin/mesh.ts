@@ -61,6 +61,8 @@ export class Mesh {
   readonly receiver: ChunkReceiver
   readonly #budget: ByteBudget
   readonly #avoid = new Map<string, number>()
+  /** Holders abandoned or blamed, by error code (for operators and tests). */
+  readonly holderFailures: Record<string, number> = {}
   readonly #opts: Required<Omit<AttachOptions, "zone" | "nats" | "folds">> & { zone?: string }
   #closed = false
 
@@ -149,7 +151,10 @@ export class Mesh {
       ...(expectedLength === undefined ? {} : { expectedLength }),
       idleTimeoutMs: this.#opts.idleTimeoutMs,
       signal,
-      onHolderFailure: (holder: string, _error: DatafortsError) => this.#avoid.set(holder, Date.now() + AVOID_MS),
+      onHolderFailure: (holder: string, error: DatafortsError) => {
+        this.#avoid.set(holder, Date.now() + AVOID_MS)
+        this.holderFailures[error.code] = (this.holderFailures[error.code] ?? 0) + 1
+      },
     })
     for (const [peer, n] of report.servedBy) sources.peers[peer] = (sources.peers[peer] ?? 0) + n
     return report.bytes
