@@ -104,6 +104,31 @@ export function encodeDataFrom(offset: number, source: Uint8Array, start: number
   return out
 }
 
+/**
+ * The DATA frames for `bytes` at chunk offset `start`, built into ONE allocation: frame `i`
+ * is `slab.subarray(i * 8108, …)` and carries `bytes[i * 8102, (i + 1) * 8102)`. The holder
+ * builds a slab per read window, so it allocates once per ~32 frames instead of per frame.
+ */
+export function encodeDataSlab(start: number, bytes: Uint8Array): Uint8Array {
+  checkU32("offset", start + bytes.length)
+  const frames = Math.ceil(bytes.length / DATA_MAX_PAYLOAD)
+  const slab = new Uint8Array(bytes.length + frames * DATA_HEADER_BYTES)
+  for (let i = 0, at = 0, src = 0; i < frames; i++) {
+    const off = start + src
+    const end = Math.min(bytes.length, src + DATA_MAX_PAYLOAD)
+    slab[at] = TRANSFER_VERSION
+    slab[at + 1] = FrameType.DATA
+    slab[at + 2] = off >>> 24
+    slab[at + 3] = (off >>> 16) & 0xff
+    slab[at + 4] = (off >>> 8) & 0xff
+    slab[at + 5] = off & 0xff
+    slab.set(bytes.subarray(src, end), at + DATA_HEADER_BYTES)
+    at += DATA_HEADER_BYTES + end - src
+    src = end
+  }
+  return slab
+}
+
 /** HEAD: the holder's total length of the chunk, sent first in every answer. */
 export function encodeHead(length: number): Uint8Array {
   checkU32("length", length)

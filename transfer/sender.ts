@@ -9,7 +9,9 @@ import { TRANSFER_MAX_CHUNK_BYTES } from "../storage/format/constants.ts"
 import { ProtocolError, StorageError, TooLargeError } from "../storage/format/errors.ts"
 import { toHex } from "../storage/format/hex.ts"
 import {
+  DATA_HEADER_BYTES,
   DATA_MAX_PAYLOAD,
+  FRAME_MAX_BYTES,
   DEFAULT_MAX_ACTIVE_TRANSFERS,
   DEFAULT_PREFIX,
   DEFAULT_QUANTUM_BYTES,
@@ -18,7 +20,7 @@ import {
   SENDER_SOCKET_HIGH_WATER,
   SENDER_YIELD_BYTES,
 } from "./constants.ts"
-import { ErrCode, decodeControl, encodeDataFrom, encodeErr, encodeFin, encodeHead, errCodeOf } from "./frames.ts"
+import { ErrCode, decodeControl, encodeDataFrom, encodeDataSlab, encodeErr, encodeFin, encodeHead, errCodeOf } from "./frames.ts"
 import { DeficitRoundRobin } from "./scheduler.ts"
 import { holderSubject } from "./subjects.ts"
 import { SendCredit } from "./window.ts"
@@ -72,9 +74,11 @@ export interface Sender extends AsyncDisposable {
   close(): Promise<void>
 }
 
+/** One read window, already laid out as DATA frames (see {@link encodeDataSlab}). */
 interface Window {
   readonly start: number
-  readonly bytes: Uint8Array
+  readonly length: number
+  readonly slab: Uint8Array
 }
 
 /** One active outgoing transfer, keyed by its data subject. */
@@ -330,7 +334,8 @@ class ChunkSender implements Sender {
           this.#fail(t, new StorageError(`read returned ${bytes.length} of ${len} bytes`))
           return
         }
-        t.windows.push({ start, bytes })
+        // one copy, source bytes → frames; the source's buffer is not kept
+        t.windows.push({ start, length: len, slab: encodeDataSlab(start, bytes) })
         this.#fill(t)
         this.#kick()
       },
@@ -347,22 +352,33 @@ class ChunkSender implements Sender {
     return w !== undefined && t.credit.limit > t.next && w.start <= t.next
   }
 
-  /** Sends whole frames within `allowance`; returns payload bytes sent. */
+  /**
+   * Sends frames within `allowance`; returns payload bytes sent. Full frames are slices of
+   * the window's slab; where credit ends mid-frame, a partial frame is copied out.
+   */
   #serve = (t: OutTransfer, allowance: number): number => {
     let sent = 0
     while (!t.closed) {
       const w = t.windows[0]
       if (w === undefined) break
-      const wEnd = w.start + w.bytes.length
+      const wEnd = w.start + w.length
       if (t.next >= wEnd) {
         t.windows.shift()
         this.#fill(t)
         continue
       }
-      const end = Math.min(t.next + DATA_MAX_PAYLOAD, wEnd, t.credit.limit)
+      const rel = t.next - w.start
+      const index = Math.floor(rel / DATA_MAX_PAYLOAD)
+      const frameStart = index * FRAME_MAX_BYTES // slab position of this slot's header
+      const slotEnd = Math.min(w.start + (index + 1) * DATA_MAX_PAYLOAD, wEnd)
+      const end = Math.min(slotEnd, t.credit.limit)
       const n = end - t.next
       if (n <= 0 || n > allowance - sent) break
-      const frame = encodeDataFrom(t.next, w.bytes, t.next - w.start, end - w.start)
+      const within = rel - index * DATA_MAX_PAYLOAD
+      const frame =
+        within === 0 && end === slotEnd
+          ? w.slab.subarray(frameStart, frameStart + DATA_HEADER_BYTES + n)
+          : encodeDataFrom(t.next, w.slab, frameStart + DATA_HEADER_BYTES + within, frameStart + DATA_HEADER_BYTES + within + n)
       if (!this.#publish(t.subject, frame)) {
         this.#release(t, "dropped")
         break

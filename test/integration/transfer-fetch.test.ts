@@ -63,6 +63,16 @@ describe("fetchChunk round trips", () => {
     },
   )
 
+  it.each([DATA_MAX_PAYLOAD, 10_000, 3 * DATA_MAX_PAYLOAD + 17])("a credit window of %i bytes (cutting frames mid-way) still delivers every byte in order", async (window) => {
+    const prefix = uniquePrefix()
+    const { bytes, hash } = chunkOf(600_001, window, hb)
+    const sender = await holder(prefix, "h1", new MemorySource().add(hash, bytes))
+    const report = await fetchChunkReport(nc, { prefix, hash, holders: ["h1"], hashBackend: hb, window })
+    expect(sameBytes(report.bytes, bytes)).toBe(true)
+    expect(report.attempts).toBe(1)
+    await until(() => sender.stats().activeTransfers === 0, "sender idle")
+  })
+
   it("a holder that does not have the chunk answers NOT_FOUND and the next holder serves it", async () => {
     const prefix = uniquePrefix()
     const { bytes, hash } = chunkOf(50_000, 3, hb)

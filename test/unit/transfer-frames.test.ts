@@ -11,6 +11,7 @@ import {
   encodeCredit,
   encodeData,
   encodeDataFrom,
+  encodeDataSlab,
   encodeErr,
   encodeFin,
   encodeHead,
@@ -84,6 +85,16 @@ describe("transfer frame codec", () => {
   it("encodeDataFrom produces the same bytes as encodeData", () => {
     const src = new Uint8Array(100).map((_, i) => i)
     expect(toHex(encodeDataFrom(0x01020304, src, 10, 30))).toBe(toHex(encodeData(0x01020304, src.subarray(10, 30))))
+  })
+
+  it("a frame slab is the concatenation of the window's DATA frames", () => {
+    const src = new Uint8Array(3 * DATA_MAX_PAYLOAD + 5).map((_, i) => i * 7)
+    const start = 1_000_000
+    const expected = [0, 1, 2, 3].map((i) =>
+      toHex(encodeData(start + i * DATA_MAX_PAYLOAD, src.subarray(i * DATA_MAX_PAYLOAD, Math.min(src.length, (i + 1) * DATA_MAX_PAYLOAD)))),
+    )
+    expect(toHex(encodeDataSlab(start, src))).toBe(expected.join(""))
+    expect(encodeDataSlab(0, new Uint8Array(0)).length).toBe(0)
   })
 
   it("rejects an unknown version with PROTOCOL", () => {
