@@ -32,3 +32,4 @@ export {
 export { CHUNK_AVG_BYTES, CHUNK_MAX_BYTES, CHUNK_MIN_BYTES, TRANSFER_MAX_CHUNK_BYTES } from "../storage/format/constants.ts"
 export { storeDir, fetchDir, readDirManifest, walkDir, type DirOptions, type TreeEntry } from "./dirs.ts"
 export type { DirEntry, DirManifest } from "../storage/format/dir-manifest.ts"
+export { metricsRegistry, serveMetrics } from "./metrics.ts"

@@ -12,8 +12,8 @@ export interface ChunkStore {
   lengthOf(hex: string): Promise<number | undefined>
   /** Reads `length` bytes at `offset` (for serving peers without loading a whole chunk). */
   readRange(hex: string, offset: number, length: number): Promise<Uint8Array>
-  /** Writes atomically (tmp → optional fsync → rename). A no-op when already present. */
-  write(hex: string, bytes: Uint8Array): Promise<void>
+  /** Writes atomically (tmp → optional fsync → rename). A no-op (false) when already present. */
+  write(hex: string, bytes: Uint8Array): Promise<boolean>
   remove(hex: string): Promise<void>
   /** Every stored chunk name (used by the orphan sweep). */
   list(): AsyncIterable<string>
@@ -42,8 +42,10 @@ export class MemoryChunkStore implements ChunkStore {
     return b.subarray(offset, Math.min(b.length, offset + length))
   }
   async write(hex: string, bytes: Uint8Array) {
+    if (this.#map.has(hex)) return false
     // copy: a stored chunk must not change if the caller reuses its buffer
-    if (!this.#map.has(hex)) this.#map.set(hex, bytes.slice())
+    this.#map.set(hex, bytes.slice())
+    return true
   }
   async remove(hex: string) {
     this.#map.delete(hex)

@@ -87,9 +87,9 @@ export class FileChunkStore implements ChunkStore {
     }
   }
 
-  async write(hex: string, bytes: Uint8Array): Promise<void> {
+  async write(hex: string, bytes: Uint8Array): Promise<boolean> {
     const final = this.#path(hex)
-    if (await this.has(hex)) return
+    if (await this.has(hex)) return false
     const tmp = join(this.#tmp, `${hex.slice(0, 16)}-${randomBytes(6).toString("hex")}`)
     try {
       const fh = await open(tmp, "w")
@@ -111,6 +111,7 @@ export class FileChunkStore implements ChunkStore {
         this.#dirty.add(final)
         this.#dirty.add(folder)
       }
+      return true
     } catch (err) {
       await rm(tmp, { force: true })
       if ((err as NodeJS.ErrnoException).code === "ENOSPC" || (err as NodeJS.ErrnoException).code === "EDQUOT") {

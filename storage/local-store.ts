@@ -148,6 +148,7 @@ export class LocalStore {
         }
         const w = this.chunks
           .write(hex, bytes)
+          .then((fresh) => void (fresh && (this.counters.bytesStoredNew += bytes.length)))
           .catch((err) => void (failure ??= err))
           .finally(() => {
             cutter.release(buffer)
@@ -238,7 +239,7 @@ export class LocalStore {
    */
   storeVerifiedChunk(hex: string, bytes: Uint8Array): Promise<void> {
     return this.track(async () => {
-      await this.chunks.write(hex, bytes)
+      if (await this.chunks.write(hex, bytes)) this.counters.bytesStoredNew += bytes.length
       this.cache.set(hex, bytes)
     })
   }

@@ -26,7 +26,7 @@ describe("fetchDir killed at random moments (SIGKILL, child process)", () => {
     const store = join(tmp.path, "store")
     const blobs = await Blobs.open({ dir: store })
     const trees = [join(tmp.path, "treeA"), join(tmp.path, "treeB")]
-    const refs = []
+    const refs: string[] = []
     const shapes = []
     for (const [i, t] of trees.entries()) {
       await bulkyTree(t, i + 1)

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, inject, it } from "vitest"
-import { fetchBlob, type ReadSources } from "../../plugin/index.ts"
+import { type BlobRef, fetchBlob, type ReadSources } from "../../plugin/index.ts"
 import { CHUNK_AVG_BYTES, CHUNK_MAX_BYTES, CHUNK_MIN_BYTES } from "../../storage/format/constants.ts"
 import { seededBytes } from "../support/bytes.ts"
 import { freshPrefix, startNode, type TestNode } from "../support/nodes.ts"
@@ -29,7 +29,7 @@ describe("get from the nearest holders over NATS", () => {
     nodes.push(a!, b!, c!)
     const sizes = [0, 1, 8103, CHUNK_MIN_BYTES - 1, CHUNK_AVG_BYTES, CHUNK_MAX_BYTES + 1, 3 * CHUNK_MAX_BYTES + 7]
     const payloads = sizes.map((s, i) => seededBytes(s, 50 + i))
-    const refs = []
+    const refs: BlobRef[] = []
     for (const p of payloads) refs.push(await a!.blobs.put(p))
     for (const [i, ref] of refs.entries()) {
       const sources: ReadSources = { cache: 0, disk: 0, peers: {} }

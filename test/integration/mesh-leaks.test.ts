@@ -1,5 +1,6 @@
 import type { NatsConnection } from "@nats-io/nats-core"
 import { afterEach, describe, expect, inject, it } from "vitest"
+import type { BlobRef } from "../../plugin/index.ts"
 import { seededBytes } from "../support/bytes.ts"
 import { freshPrefix, startNode, type TestNode } from "../support/nodes.ts"
 import { until } from "../support/poll.ts"
@@ -20,7 +21,7 @@ describe("resources after many transfers", () => {
     const [a, b] = await Promise.all(["a", "b"].map((n) => startNode(url, n, { prefix })))
     nodes.push(a!, b!)
     const payloads = Array.from({ length: 200 }, (_, i) => seededBytes(20_000 + i * 97, 1000 + i))
-    const refs = []
+    const refs: BlobRef[] = []
     for (const p of payloads) refs.push(await a!.blobs.put(p))
     await until(() => refs.every((r) => b!.blobs.mesh!.folds.holdersOf(r.hex).length === 1), "b knows every holder")
     const base = { subsA: subscriptions(a!.nc), subsB: subscriptions(b!.nc), timers: timers() }

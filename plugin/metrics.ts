@@ -1,0 +1,112 @@
+import { createServer, type Server } from "node:http"
+import { Counter, Gauge, Registry } from "prom-client"
+import type { Blobs } from "./blobs.ts"
+
+type Kind = "counter" | "gauge"
+interface Series {
+  readonly labels?: Record<string, string>
+  readonly value: number
+}
+interface Def {
+  readonly name: string
+  readonly help: string
+  readonly kind: Kind
+  readonly read: (b: Blobs) => number | Series[]
+}
+
+const m = (b: Blobs) => b.mesh
+
+/**
+ * What operators need, in Prometheus naming: cache hit rate, evictions and dwell time; bytes
+ * ingested, read from cache and disk, fetched from peers, served to peers; transfers,
+ * resumes, holder failures; membership and fold health; heat top-N. Values are read from
+ * the layers' plain counters at scrape time, so nothing is counted twice or per frame.
+ */
+const DEFS: Def[] = [
+  { name: "dataforts_ingested_bytes_total", help: "Bytes put into this node", kind: "counter", read: (b) => b.store.counters.bytesIngested },
+  { name: "dataforts_stored_new_bytes_total", help: "Chunk bytes newly written (after dedup)", kind: "counter", read: (b) => b.store.counters.bytesStoredNew },
+  { name: "dataforts_read_bytes_total", help: "Bytes read locally, by source", kind: "counter", read: (b) => [
+    { labels: { source: "cache" }, value: b.store.counters.bytesReadCache },
+    { labels: { source: "disk" }, value: b.store.counters.bytesReadDisk },
+  ] },
+  { name: "dataforts_integrity_failures_total", help: "Chunks that failed verification on disk", kind: "counter", read: (b) => b.store.counters.integrityFailures },
+  { name: "dataforts_orphan_chunks_removed_total", help: "Unreferenced chunk files swept", kind: "counter", read: (b) => b.store.counters.orphansRemoved },
+  { name: "dataforts_cache_hits_total", help: "Memory cache hits", kind: "counter", read: (b) => b.store.cache.stats.hits },
+  { name: "dataforts_cache_misses_total", help: "Memory cache misses", kind: "counter", read: (b) => b.store.cache.stats.misses },
+  { name: "dataforts_cache_evictions_total", help: "Memory cache evictions", kind: "counter", read: (b) => b.store.cache.stats.evictions },
+  { name: "dataforts_cache_evicted_dwell_seconds_total", help: "Seconds evicted entries spent in the cache", kind: "counter", read: (b) => b.store.cache.stats.evictedDwellMs / 1000 },
+  { name: "dataforts_cache_bytes", help: "Bytes in the memory cache", kind: "gauge", read: (b) => b.store.cache.stats.bytes },
+  { name: "dataforts_cache_capacity_bytes", help: "Memory cache capacity", kind: "gauge", read: (b) => b.store.cache.capacity },
+  { name: "dataforts_fetched_bytes_total", help: "Chunk bytes received from peers (user fetches)", kind: "counter", read: (b) => m(b)?.receiver.stats().bytesReceived ?? 0 },
+  { name: "dataforts_fetches_total", help: "Chunk fetches from peers, by result", kind: "counter", read: (b) => {
+    const s = m(b)?.receiver.stats()
+    return [{ labels: { result: "ok" }, value: s?.fetchesCompleted ?? 0 }, { labels: { result: "failed" }, value: s?.fetchesFailed ?? 0 }]
+  } },
+  { name: "dataforts_fetch_resumes_total", help: "Fetches resumed after a gap, timeout or holder death", kind: "counter", read: (b) => m(b)?.receiver.stats().resumes ?? 0 },
+  { name: "dataforts_fetches_active", help: "Chunk fetches in flight", kind: "gauge", read: (b) => m(b)?.receiver.stats().activeFetches ?? 0 },
+  { name: "dataforts_holder_failures_total", help: "Holders abandoned or blamed, by error code", kind: "counter", read: (b) =>
+    Object.entries(m(b)?.holderFailures ?? {}).map(([code, value]) => ({ labels: { code }, value })) },
+  { name: "dataforts_served_bytes_total", help: "Chunk bytes served to peers", kind: "counter", read: (b) => m(b)?.sender.stats().bytesServed ?? 0 },
+  { name: "dataforts_transfers_active", help: "Outgoing transfers in flight", kind: "gauge", read: (b) => m(b)?.sender.stats().activeTransfers ?? 0 },
+  { name: "dataforts_transfers_total", help: "Outgoing transfers, by result", kind: "counter", read: (b) => {
+    const s = m(b)?.sender.stats()
+    return [{ labels: { result: "completed" }, value: s?.transfersCompleted ?? 0 }, { labels: { result: "dropped" }, value: s?.transfersDropped ?? 0 }]
+  } },
+  { name: "dataforts_nodes_live", help: "Live nodes on the bus (this one included)", kind: "gauge", read: (b) => m(b)?.folds.liveNodes().length ?? 0 },
+  { name: "dataforts_fold_events_total", help: "Fold events from peers, by outcome", kind: "counter", read: (b) => {
+    const s = m(b)?.folds.stats
+    return [{ labels: { outcome: "applied" }, value: s?.applied ?? 0 }, { labels: { outcome: "malformed" }, value: s?.malformed ?? 0 }, { labels: { outcome: "gap" }, value: s?.gaps ?? 0 }]
+  } },
+  { name: "dataforts_fold_syncs_total", help: "Origin snapshots restored (late joins and gaps)", kind: "counter", read: (b) => m(b)?.folds.stats.syncs ?? 0 },
+  { name: "dataforts_blob_heat", help: "Decayed read heat of the hottest blobs (top 10)", kind: "gauge", read: (b) =>
+    (m(b)?.folds.topN(10) ?? []).map((e) => ({ labels: { hash: e.hash.slice(0, 16) }, value: e.heat })) },
+]
+
+/** A Prometheus registry over one node's counters. */
+export function metricsRegistry(blobs: Blobs): Registry {
+  const registry = new Registry()
+  for (const def of DEFS) {
+    const labelNames = LABELS[def.name] ?? []
+    const collect = function (this: Counter | Gauge) {
+      const v = def.read(blobs)
+      this.reset()
+      for (const s of typeof v === "number" ? [{ value: v }] : v) {
+        if (def.kind === "counter") (this as Counter).inc(s.labels ?? {}, s.value)
+        else (this as Gauge).set(s.labels ?? {}, s.value)
+      }
+    }
+    if (def.kind === "counter") new Counter({ name: def.name, help: def.help, labelNames, registers: [registry], collect })
+    else new Gauge({ name: def.name, help: def.help, labelNames, registers: [registry], collect })
+  }
+  return registry
+}
+
+const LABELS: Record<string, string[]> = {
+  dataforts_read_bytes_total: ["source"],
+  dataforts_fetches_total: ["result"],
+  dataforts_holder_failures_total: ["code"],
+  dataforts_transfers_total: ["result"],
+  dataforts_fold_events_total: ["outcome"],
+  dataforts_blob_heat: ["hash"],
+}
+
+/** Serves `/metrics` on 127.0.0.1:`port` (0 picks one); returns the server and its port. */
+export async function serveMetrics(blobs: Blobs, port: number, host = "127.0.0.1"): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  const registry = metricsRegistry(blobs)
+  const server = createServer((req, res) => {
+    if (req.url !== "/metrics") {
+      res.writeHead(404).end()
+      return
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
+      (err) => res.writeHead(500).end(String(err)),
+    )
+  })
+  await new Promise<void>((resolve) => server.listen(port, host, resolve))
+  return {
+    server,
+    port: (server.address() as { port: number }).port,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  }
+}
