@@ -7,7 +7,7 @@ import { decodeHolderFrame, encodeReq } from "../../transfer/frames.ts"
 import { ChunkReceiver, fetchChunk, receiverFor, startSender } from "../../transfer/index.ts"
 import { holderSubject } from "../../transfer/subjects.ts"
 import { until } from "../support/poll.ts"
-import { MemorySource, chunkOf, connectNats, sameBytes, subscriptionCount, timerCount, uniquePrefix } from "./transfer-support.ts"
+import { MemorySource, chunkOf, connectNats, sameBytes, statusListenerCount, subscriptionCount, timerCount, uniquePrefix } from "./transfer-support.ts"
 
 let hb: HashBackend
 let holderNc: NatsConnection
@@ -66,11 +66,13 @@ describe("transfer lifecycle", () => {
     const sb = startSender(holderNc, { prefix, node: "b", source: b })
     await holderNc.flush()
     const subsBefore = subscriptionCount(nc)
+    const listenersBefore = statusListenerCount(nc)
     const timersBefore = timerCount()
     const results = await Promise.all(chunks.map((c, i) => fetchChunk(nc, { prefix, hash: c.hash, holders: i % 2 === 0 ? ["a", "b"] : ["b"], hashBackend: hb })))
     results.forEach((bytes, i) => expect(sameBytes(bytes, chunks[i]!.bytes), `chunk ${i}`).toBe(true))
     expect(receiverFor(nc, prefix).stats()).toMatchObject({ activeFetches: 0, fetchesFailed: 0 })
     expect(subscriptionCount(nc)).toBe(subsBefore)
+    await until(() => statusListenerCount(nc) === listenersBefore, "status watcher stopped")
     await until(() => sa.stats().activeTransfers + sb.stats().activeTransfers === 0, "senders idle")
     expect(sa.stats().transfersCompleted + sb.stats().transfersCompleted).toBe(200)
     await until(() => a.openReaders + b.openReaders === 0, "all readers closed")

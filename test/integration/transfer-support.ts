@@ -13,6 +13,10 @@ export const uniquePrefix = (): string => `t${globalThis.crypto.randomUUID().rep
 export const subscriptionCount = (nc: NatsConnection): number =>
   (nc as unknown as { protocol: { subscriptions: { size(): number } } }).protocol.subscriptions.size()
 
+/** Status listeners a connection holds (nats.js internals; each `status()` iterator adds one). */
+export const statusListenerCount = (nc: NatsConnection): number =>
+  (nc as unknown as { protocol: { listeners: unknown[] } }).protocol.listeners.length
+
 /** Active timers and intervals of this process (for leak checks). */
 export const timerCount = (): number => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length
 
