@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto"
-import { open, rename, rm } from "node:fs/promises"
+import { open, readFile, rename, rm, stat } from "node:fs/promises"
 import { BlobRef } from "../storage/format/blob-ref.ts"
 import { AbortedError, ClosedError, NotFoundError, throwIfAborted } from "../storage/format/errors.ts"
 import type { Durability } from "../storage/file-chunk-store.ts"
@@ -104,12 +104,15 @@ export class Blobs implements AsyncDisposable {
   /** Puts a file's bytes, streamed with about one chunk of memory. */
   async putFile(path: string, options: PutOptions = {}): Promise<BlobRef> {
     this.#enter(options.signal)
-    const { stat } = await import("node:fs/promises")
     const totalBytes = (await stat(path)).size
     const report = throttled(options.onProgress)
-    const ref = await this.store.put(fileSource(path), {
+    // small files in one read (a tree of tiny files is bound by per-file costs)
+    const small = totalBytes <= SMALL_FILE_BYTES
+    const ref = await this.store.put(small ? onceAsync(await readFile(path)) : fileSource(path), {
       tags: options.tags,
       signal: options.signal,
+      stable: small,
+      sizeHint: totalBytes,
       onBytes: (bytes) => report({ bytes, totalBytes }),
     })
     report({ bytes: ref.size, totalBytes: ref.size }, true)
@@ -223,6 +226,13 @@ export class Blobs implements AsyncDisposable {
     if (this.#closing || this.store.closed) throw new ClosedError()
     if (signal?.aborted) throw new AbortedError({ cause: signal.reason })
   }
+}
+
+/** Files up to this size are read whole by putFile (one syscall, no stream). */
+const SMALL_FILE_BYTES = 1 << 20
+
+async function* onceAsync(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes
 }
 
 export interface BlobStatLike {

@@ -94,7 +94,9 @@ async function storeNode(blobs: Blobs, node: DirNode): Promise<BlobRef> {
     else if (c.kind === "symlink") entries.push({ name: c.name, kind: "symlink", mode: c.mode, target: c.target })
     else entries.push({ name: c.name, kind: "dir", mode: c.node.mode, ref: await storeNode(blobs, c.node) })
   }
-  return blobs.store.putSingle(encodeDirManifest({ entries }), "dir")
+  const ref = await blobs.store.putSingle(encodeDirManifest({ entries }), "dir")
+  blobs.mesh?.advertise(ref)
+  return ref
 }
 
 /** Reads and checks one directory manifest (locally or over the mesh). */

@@ -28,6 +28,8 @@ export interface BlobIndex {
    * chunk, in one batch. The caller has checked the blob was not already present.
    */
   commit(hex: string, meta: BlobMeta, manifest: Uint8Array | undefined, chunks: readonly string[]): Promise<void>
+  /** Several commits in one batch (group commit); none of the blobs may be present yet. */
+  commitMany(items: readonly BlobCommit[]): Promise<void>
   /** Updates tags of an existing blob (a second put with new tags merges them). */
   setMeta(hex: string, meta: BlobMeta): Promise<void>
   /** Removes a blob in one batch; returns the chunks whose count reached zero. */
@@ -38,6 +40,13 @@ export interface BlobIndex {
   markClean(): Promise<void>
   sync(): Promise<void>
   close(): Promise<void>
+}
+
+export interface BlobCommit {
+  readonly hex: string
+  readonly meta: BlobMeta
+  readonly manifest: Uint8Array | undefined
+  readonly chunks: readonly string[]
 }
 
 /** Index held in Maps, for `Blobs.open({ memory: true })`. */
@@ -59,6 +68,9 @@ export class MemoryBlobIndex implements BlobIndex {
     this.#meta.set(hex, { ...meta })
     if (manifest) this.#manifests.set(hex, manifest)
     for (const c of new Set(chunks)) this.#refs.set(c, (this.#refs.get(c) ?? 0) + 1)
+  }
+  async commitMany(items: readonly BlobCommit[]) {
+    for (const i of items) await this.commit(i.hex, i.meta, i.manifest, i.chunks)
   }
   async setMeta(hex: string, meta: BlobMeta) {
     this.#meta.set(hex, { ...meta })

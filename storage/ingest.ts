@@ -9,13 +9,19 @@ export interface IngestOptions {
   stable?: boolean
   /** Called after each chunk is cut, with input bytes consumed so far. */
   onBytes?: (total: number) => void
+  /** Expected input size, when known: chunk buffers start at that size instead of growing. */
+  sizeHint?: number
 }
+
+/** First size of a chunk buffer when the input size is unknown; buffers double up to the max chunk. */
+const INITIAL_BUFFER_BYTES = 256 * 1024
 
 /**
  * Cuts a byte stream into content-defined chunks with flat memory. Each yielded chunk is a
  * view that stays valid until `release(chunk)` is called for it (its buffer then returns to
- * the pool); stable inputs are sliced without copying. At most `poolSize` chunk buffers of
- * CHUNK_MAX_BYTES exist, so peak memory is a few max-size chunks whatever the blob size.
+ * the pool); stable inputs are sliced without copying. At most `poolSize` chunk buffers
+ * exist, each growing on demand up to CHUNK_MAX_BYTES, so peak memory is a few max-size
+ * chunks whatever the blob size, and a small put costs only its own size.
  */
 export class ChunkCutter {
   readonly #pool: Uint8Array[] = []
@@ -32,12 +38,12 @@ export class ChunkCutter {
     else this.#pool.push(buffer)
   }
 
-  async #take(): Promise<Uint8Array> {
+  async #take(initial: number): Promise<Uint8Array> {
     const b = this.#pool.pop()
     if (b) return b
     if (this.#allocated < this.poolSize) {
       this.#allocated++
-      return new Uint8Array(CHUNK_MAX_BYTES)
+      return new Uint8Array(initial)
     }
     return new Promise((resolve) => this.#waiting.push(resolve))
   }
@@ -45,7 +51,15 @@ export class ChunkCutter {
   /** Yields `{ bytes, buffer }`: call `release(buffer)` once `bytes` is no longer needed. */
   async *cut(source: AsyncIterable<Uint8Array>, options: IngestOptions = {}): AsyncGenerator<{ bytes: Uint8Array; buffer?: Uint8Array }> {
     const cdc = new FastCdc()
-    let buf = await this.#take()
+    const initial = Math.max(1, Math.min(CHUNK_MAX_BYTES, options.sizeHint ?? INITIAL_BUFFER_BYTES))
+    let buf = await this.#take(initial)
+    /** Makes room for `need` bytes in the open chunk (copying what it holds so far). */
+    const ensure = (fill: number, need: number) => {
+      if (need <= buf.length) return
+      const grown = new Uint8Array(Math.min(CHUNK_MAX_BYTES, Math.max(need, buf.length * 2)))
+      grown.set(buf.subarray(0, fill))
+      buf = grown
+    }
     let fill = 0
     let total = 0
     for await (const piece of source) {
@@ -58,9 +72,10 @@ export class ChunkCutter {
         if (fill === 0 && options.stable) {
           yield { bytes: piece.subarray(p, p + need) }
         } else {
+          ensure(fill, len)
           buf.set(piece.subarray(p, p + need), fill)
           const full = buf
-          buf = await this.#take()
+          buf = await this.#take(initial)
           yield { bytes: full.subarray(0, len), buffer: full }
         }
         p += need
@@ -69,6 +84,7 @@ export class ChunkCutter {
       }
       if (p < piece.length) {
         if (fill + piece.length - p > CHUNK_MAX_BYTES) throw new Error("chunker invariant broken")
+        ensure(fill, fill + piece.length - p)
         buf.set(piece.subarray(p), fill)
         fill += piece.length - p
       }

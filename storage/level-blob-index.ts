@@ -1,7 +1,8 @@
 import { ClassicLevel } from "classic-level"
 import { Schema } from "effect"
 import { StorageError } from "./format/errors.ts"
-import type { BlobIndex, BlobMeta } from "./blob-index.ts"
+import type { BlobCommit, BlobIndex, BlobMeta } from "./blob-index.ts"
+import type { ChunkStore } from "./chunk-store.ts"
 
 /** Persisted records are decoded at the boundary: a damaged record is an error, not a crash later. */
 const MetaSchema = Schema.Struct({
@@ -18,8 +19,9 @@ type Db = ClassicLevel<string, Uint8Array>
 
 /**
  * The LevelDB index (classic-level). Keys are prefixed strings: `b!<hex>` blob records
- * (JSON), `m!<hex>` manifests (bytes), `r!<hex>` chunk refcounts (decimal), `s!open`
- * the open marker. Mutations are single batches (atomic in LevelDB's log).
+ * (JSON), `m!<hex>` manifests (bytes), `r!<hex>` chunk refcounts (decimal), `c!<hex>`
+ * small chunks (see `smallChunks`), `s!open` the open marker. Mutations are single batches
+ * (atomic in LevelDB's log).
  */
 export class LevelBlobIndex implements BlobIndex {
   private constructor(private readonly db: Db) {}
@@ -34,6 +36,46 @@ export class LevelBlobIndex implements BlobIndex {
     return new LevelBlobIndex(db)
   }
 
+  /** Small chunks kept in this database (`c!<hex>`): one put instead of a file per chunk. */
+  smallChunks(): ChunkStore {
+    const db = this.db
+    const view = (v: Uint8Array) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+    const get = async (hex: string) => {
+      const v = this.#getSync(`c!${hex}`)
+      return v === undefined ? undefined : view(v)
+    }
+    return {
+      has: async (hex) => this.#getSync(`c!${hex}`) !== undefined,
+      read: get,
+      lengthOf: async (hex) => (await get(hex))?.length,
+      readRange: async (hex, offset, length) => {
+        const v = await get(hex)
+        if (v === undefined) throw new StorageError("read", { cause: new Error(`no small chunk ${hex}`) })
+        return v.subarray(offset, offset + length)
+      },
+      write: async (hex, bytes) => {
+        if (this.#getSync(`c!${hex}`) !== undefined) return false
+        try {
+          await db.put(`c!${hex}`, bytes)
+        } catch (err) {
+          throw new StorageError("write", { cause: err })
+        }
+        return true
+      },
+      remove: async (hex) => db.del(`c!${hex}`),
+      list: async function* () {
+        for await (const k of db.keys({ gte: "c!", lt: "c\"" })) yield k.slice(2)
+      },
+      sync: () => this.sync(),
+      bytes: async () => {
+        let n = 0
+        for await (const v of db.values({ gte: "c!", lt: "c\"" })) n += v.length
+        return n
+      },
+      close: async () => {},
+    }
+  }
+
   async getMeta(hex: string): Promise<BlobMeta | undefined> {
     const v = await this.#get(`b!${hex}`)
     return v === undefined ? undefined : { ...decodeMeta(JSON.parse(text(v))) }
@@ -46,18 +88,28 @@ export class LevelBlobIndex implements BlobIndex {
   }
 
   async refcounts(hexes: readonly string[]): Promise<number[]> {
-    if (hexes.length === 0) return []
-    const vals = await this.db.getMany(hexes.map((h) => `r!${h}`))
-    return vals.map((v) => (v === undefined ? 0 : Number(text(v))))
+    return hexes.map((h) => {
+      const v = this.#getSync(`r!${h}`)
+      return v === undefined ? 0 : Number(text(v))
+    })
   }
 
   async commit(hex: string, meta: BlobMeta, manifest: Uint8Array | undefined, chunks: readonly string[]): Promise<void> {
-    const distinct = [...new Set(chunks)]
+    await this.commitMany([{ hex, meta, manifest, chunks }])
+  }
+
+  async commitMany(items: readonly BlobCommit[]): Promise<void> {
+    // increments summed over the group: two blobs of one batch may share chunks
+    const increments = new Map<string, number>()
+    for (const item of items) for (const c of new Set(item.chunks)) increments.set(c, (increments.get(c) ?? 0) + 1)
+    const distinct = [...increments.keys()]
     const counts = await this.refcounts(distinct)
     const batch = this.db.batch()
-    batch.put(`b!${hex}`, utf8(JSON.stringify(meta)))
-    if (manifest) batch.put(`m!${hex}`, manifest)
-    distinct.forEach((c, i) => batch.put(`r!${c}`, utf8(String(counts[i]! + 1))))
+    for (const { hex, meta, manifest } of items) {
+      batch.put(`b!${hex}`, utf8(JSON.stringify(meta)))
+      if (manifest) batch.put(`m!${hex}`, manifest)
+    }
+    distinct.forEach((c, i) => batch.put(`r!${c}`, utf8(String(counts[i]! + increments.get(c)!))))
     await this.#write(batch)
   }
 
@@ -110,8 +162,13 @@ export class LevelBlobIndex implements BlobIndex {
   }
 
   async #get(key: string): Promise<Uint8Array | undefined> {
+    return this.#getSync(key)
+  }
+
+  /** Point reads are synchronous: LevelDB answers from its caches without a threadpool hop. */
+  #getSync(key: string): Uint8Array | undefined {
     try {
-      return await this.db.get(key)
+      return this.db.getSync(key)
     } catch (err) {
       throw new StorageError("index get", { cause: err })
     }

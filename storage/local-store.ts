@@ -1,5 +1,5 @@
 import { join } from "node:path"
-import { type BlobIndex, type BlobMeta, MemoryBlobIndex } from "./blob-index.ts"
+import { type BlobCommit, type BlobIndex, type BlobMeta, MemoryBlobIndex } from "./blob-index.ts"
 import { type ChunkStore, MemoryChunkStore } from "./chunk-store.ts"
 import { type Durability, FileChunkStore } from "./file-chunk-store.ts"
 import { BlobRef, type BlobKind } from "./format/blob-ref.ts"
@@ -10,8 +10,12 @@ import { fromHex, toHex } from "./format/hex.ts"
 import { decodeManifest, encodeManifest, type Manifest, type ManifestEntry } from "./format/manifest.ts"
 import { ChunkCutter } from "./ingest.ts"
 import { LevelBlobIndex } from "./level-blob-index.ts"
+import { TieredChunkStore } from "./tiered-chunk-store.ts"
 import { KeyPins, Mutex } from "./lock.ts"
 import { defaultCacheBytes, MemoryCache } from "./memory-cache.ts"
+
+/** Chunks up to this size live in the LevelDB index instead of their own files. */
+export const SMALL_CHUNK_BYTES = 64 * 1024
 
 export interface LocalStoreOptions {
   /** Store folder (durable). Omit and set `memory` for an in-memory store. */
@@ -33,6 +37,17 @@ export interface PutOptions {
   stable?: boolean
   /** Internal: store as a directory manifest (single chunk). */
   kind?: BlobKind
+  /** Expected size, when known (sizes the chunk buffers). */
+  sizeHint?: number
+}
+
+interface PendingCommit {
+  readonly ref: BlobRef
+  readonly manifest: Uint8Array | undefined
+  readonly chunks: string[]
+  readonly tags: Record<string, string> | undefined
+  resolve(): void
+  reject(err: unknown): void
 }
 
 /** Bytes a read took from the memory cache and from disk (filled in as it goes). */
@@ -74,6 +89,8 @@ export class LocalStore {
   readonly #lock = new Mutex()
   readonly #pins = new KeyPins()
   readonly #active = new Set<Promise<unknown>>()
+  readonly #commits: PendingCommit[] = []
+  #committing = false
   #closed = false
   #closing: Promise<void> | undefined
 
@@ -92,8 +109,9 @@ export class LocalStore {
       if (!options.memory) throw new TypeError("Blobs.open needs { dir } or { memory: true }")
       return new LocalStore(new MemoryChunkStore(), new MemoryBlobIndex(), cache, hasher, false)
     }
-    const chunks = await FileChunkStore.open(options.dir, options.durability)
+    const files = await FileChunkStore.open(options.dir, options.durability)
     const index = await LevelBlobIndex.open(join(options.dir, "index"))
+    const chunks = new TieredChunkStore(index.smallChunks(), files, SMALL_CHUNK_BYTES)
     const store = new LocalStore(chunks, index, cache, hasher, true)
     // a store not closed cleanly may hold chunk files no blob references yet (a killed put)
     if (await index.markOpen()) await store.sweepOrphans()
@@ -135,6 +153,7 @@ export class LocalStore {
         signal: options.signal,
         stable: options.stable,
         onBytes: options.onBytes,
+        sizeHint: options.sizeHint,
       })) {
         if (failure) throw failure
         const hash = this.hasher.hash(bytes)
@@ -205,20 +224,56 @@ export class LocalStore {
     })
   }
 
-  /** Makes a blob visible (or merges tags when it already is). */
-  async #commit(ref: BlobRef, manifest: Uint8Array | undefined, chunks: string[], tags?: Record<string, string>): Promise<void> {
-    await this.#lock.run(async () => {
-      const existing = await this.index.getMeta(ref.hex)
-      const now = Date.now()
-      if (existing) {
-        if (tags && Object.entries(tags).some(([k, v]) => existing.tags[k] !== v)) {
-          await this.index.setMeta(ref.hex, { ...existing, tags: { ...existing.tags, ...tags } })
-        }
-        return
-      }
-      const meta: BlobMeta = { kind: ref.kind, size: ref.size, tags: { ...tags }, created: now, lastRead: 0, chunks: chunks.length }
-      await this.index.commit(ref.hex, meta, manifest, chunks)
+  /**
+   * Makes a blob visible (or merges tags when it already is). Commits queue up and are
+   * written as groups, one LevelDB batch each (group commit): thousands of small blobs then
+   * cost a few batches instead of one serialized write each.
+   */
+  #commit(ref: BlobRef, manifest: Uint8Array | undefined, chunks: string[], tags?: Record<string, string>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#commits.push({ ref, manifest, chunks, tags, resolve, reject })
+      if (!this.#committing) void this.#drainCommits()
     })
+  }
+
+  async #drainCommits(): Promise<void> {
+    this.#committing = true
+    try {
+      while (this.#commits.length > 0) {
+        const group = this.#commits.splice(0)
+        try {
+          await this.#lock.run(() => this.#commitGroup(group))
+          for (const c of group) c.resolve()
+        } catch (err) {
+          for (const c of group) c.reject(err)
+        }
+      }
+    } finally {
+      this.#committing = false
+    }
+  }
+
+  async #commitGroup(group: PendingCommit[]): Promise<void> {
+    const now = Date.now()
+    const fresh = new Map<string, BlobCommit>()
+    for (const c of group) {
+      const prior = fresh.get(c.ref.hex)
+      if (prior) {
+        // the same blob twice in one group: one record, tags merged
+        fresh.set(c.ref.hex, { ...prior, meta: { ...prior.meta, tags: { ...prior.meta.tags, ...c.tags } } })
+        continue
+      }
+      const existing = await this.index.getMeta(c.ref.hex)
+      if (existing) {
+        if (c.tags && Object.entries(c.tags).some(([k, v]) => existing.tags[k] !== v)) {
+          await this.index.setMeta(c.ref.hex, { ...existing, tags: { ...existing.tags, ...c.tags } })
+        }
+        continue
+      }
+      const meta: BlobMeta = { kind: c.ref.kind, size: c.ref.size, tags: { ...c.tags }, created: now, lastRead: 0, chunks: c.chunks.length }
+      fresh.set(c.ref.hex, { hex: c.ref.hex, meta, manifest: c.manifest, chunks: c.chunks })
+    }
+    if (fresh.size > 0) await this.index.commitMany([...fresh.values()])
   }
 
   /** After a failed put: removes chunk files this put wrote that nothing references. */

@@ -1,0 +1,88 @@
+/**
+ * bench/dir: storeDir and fetchDir of 12,430 files totalling ~27 MiB (the seed's workspace
+ * shape) between two nodes over loopback NATS, beside `tar c | tar x` through a pipe of the
+ * same tree in the same run. Files/s and MB/s; goal fetchDir ≥ 5,000 files/s.
+ */
+import { spawn } from "node:child_process"
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { connect } from "@nats-io/transport-node"
+import { Blobs, fetchDir, storeDir } from "../plugin/index.ts"
+import { fillSeeded } from "../test/support/bytes.ts"
+import { startNatsServer } from "../test/support/nats-server.ts"
+import { median, report, timed } from "./lib.ts"
+
+export async function makeWorkspace(root: string, files = 12_430, totalBytes = 27 << 20): Promise<number> {
+  const avg = Math.floor(totalBytes / files)
+  let written = 0
+  let seed = 1
+  const made = new Set<string>()
+  for (let i = 0; i < files; i++) {
+    // ~20 files per folder, three levels deep, sizes spread around the average
+    const dir = join(root, `pkg${i % 31}`, `mod${Math.floor(i / 31) % 20}`, `d${Math.floor(i / 620)}`)
+    if (!made.has(dir)) {
+      await mkdir(dir, { recursive: true })
+      made.add(dir)
+    }
+    const size = Math.max(1, Math.floor(avg * (0.25 + ((i * 7919) % 1000) / 666)))
+    const bytes = new Uint8Array(size)
+    fillSeeded(bytes, seed++)
+    await writeFile(join(dir, `f${i}.txt`), bytes)
+    written += size
+  }
+  return written
+}
+
+function sh(cmd: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn("bash", ["-c", cmd], { stdio: "ignore" })
+    p.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}`))))
+  })
+}
+
+export async function runDirBench(options: { files?: number; bytes?: number; reps?: number } = {}): Promise<void> {
+  const files = options.files ?? 12_430
+  const reps = options.reps ?? 3
+  const tmp = await mkdtemp(join(tmpdir(), "df-bench-dir-"))
+  const server = await startNatsServer()
+  try {
+    const src = join(tmp, "src")
+    const bytes = await makeWorkspace(src, files, options.bytes ?? 27 << 20)
+    const runs = { storeDir: [] as number[], fetchDir: [] as number[], tarPipe: [] as number[] }
+    for (let r = 0; r < reps; r++) {
+      const prefix = `bdir${r}${Date.now()}`
+      const [nca, ncb] = await Promise.all([connect({ servers: server.url }), connect({ servers: server.url })])
+      const a = await Blobs.open({ dir: join(tmp, `a${r}`), nats: nca, node: "a", prefix })
+      const b = await Blobs.open({ dir: join(tmp, `b${r}`), nats: ncb, node: "b", prefix })
+      let root!: Awaited<ReturnType<typeof storeDir>>
+      runs.storeDir.push(await timed(async () => (root = await storeDir(a, src))))
+      const deadline = Date.now() + 10_000
+      while (b.mesh!.folds.holdersOf(root.hex).length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20))
+      runs.fetchDir.push(await timed(() => fetchDir(b, root, join(tmp, `out${r}`))))
+      runs.tarPipe.push(await timed(() => sh(`mkdir -p ${tmp}/tar${r} && tar -C ${src} -cf - . | tar -C ${tmp}/tar${r} -xf -`)))
+      await a.close()
+      await b.close()
+      await nca.close()
+      await ncb.close()
+      await rm(join(tmp, `out${r}`), { recursive: true, force: true })
+      await rm(join(tmp, `tar${r}`), { recursive: true, force: true })
+    }
+    const rate = (ms: number[]) => {
+      const t = median(ms)
+      return { ms: Math.round(t), filesPerSec: Math.round(files / (t / 1000)), mbps: Number((bytes / 1e6 / (t / 1000)).toFixed(1)), runsMs: ms.map(Math.round) }
+    }
+    const result = { files, bytes, reps, storeDir: rate(runs.storeDir), fetchDir: rate(runs.fetchDir), tarPipe: rate(runs.tarPipe) }
+    report("dir", {
+      ...result,
+      ratios: {
+        "fetchDir files/s (goal ≥ 5000)": result.fetchDir.filesPerSec,
+        "fetchDir / tar pipe": Number((median(runs.tarPipe) / median(runs.fetchDir)).toFixed(2)),
+        "storeDir / tar pipe": Number((median(runs.tarPipe) / median(runs.storeDir)).toFixed(2)),
+      },
+    })
+  } finally {
+    await server.stop()
+    await rm(tmp, { recursive: true, force: true })
+  }
+}
