@@ -50,7 +50,8 @@ export class ProgressBar {
       const filled = Math.round(frac * width)
       parts.push(`[${"#".repeat(filled)}${"-".repeat(width - filled)}]`, `${(frac * 100).toFixed(1).padStart(5)}%`)
       parts.push(`${formatBytes(p.bytes)}/${formatBytes(p.totalBytes)}`)
-      const eta = rate > 0 ? (p.totalBytes - p.bytes) / rate : Infinity
+      // too early for a rate: the first pieces arrive before any steady state
+      const eta = rate > 0 && secs >= 0.5 ? (p.totalBytes - p.bytes) / rate : Infinity
       parts.push(`${formatBytes(rate)}/s`, `ETA ${Number.isFinite(eta) ? `${eta.toFixed(0)}s` : "?"}`)
     } else {
       parts.push(formatBytes(p.bytes), `${formatBytes(rate)}/s`)

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /**
  * The generic fold: `(state, event) → state` plus an initial state, with a per-origin

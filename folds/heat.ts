@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { defineFold, type FoldDefinition } from "./fold.ts"
 import { HashHex } from "./holders.ts"
 

@@ -1,4 +1,6 @@
-import { Effect, Fiber, Schedule } from "effect"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
 import { BadRefError, ClosedError } from "../storage/format/errors.ts"
 import { isHashHex } from "../storage/format/hex.ts"
 import type { FoldBus, FoldBusMessage, FoldBusSubscription } from "./bus.ts"

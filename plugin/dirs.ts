@@ -11,6 +11,7 @@ import {
 } from "../storage/format/dir-manifest.ts"
 import { BadRefError, throwIfAborted, TooLargeError } from "../storage/format/errors.ts"
 import type { Blobs } from "./blobs.ts"
+import type { ReadSources } from "./mesh.ts"
 import { forEachBounded } from "./concurrency.ts"
 import { recoverDest, swapInto, tempSibling } from "./dir-swap.ts"
 import { type OnProgress, throttled } from "./progress.ts"
@@ -23,6 +24,8 @@ export interface DirOptions {
   onProgress?: OnProgress
   /** Files in flight (default 16 for storeDir, 64 for fetchDir). */
   concurrency?: number
+  /** fetchDir: filled in with where the bytes came from (cache, disk, peers). */
+  sources?: ReadSources
 }
 
 interface FileJob {
@@ -163,7 +166,7 @@ export async function fetchDir(blobs: Blobs, root: BlobRef | string, dest: strin
       options.concurrency ?? 64,
       async (e, signal) => {
         const entry = e.entry as Extract<DirEntry, { kind: "file" }>
-        await writeFileExclusive(blobs, entry.ref, join(tmp, e.path), entry.mode, signal, (n) => {
+        await writeFileExclusive(blobs, entry.ref, join(tmp, e.path), entry.mode, signal, options.sources, (n) => {
           bytes += n
           report({ bytes, totalBytes, items, totalItems: files.length })
         })
@@ -187,11 +190,11 @@ export async function fetchDir(blobs: Blobs, root: BlobRef | string, dest: strin
   }
 }
 
-async function writeFileExclusive(blobs: Blobs, ref: BlobRef, path: string, mode: number, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
+async function writeFileExclusive(blobs: Blobs, ref: BlobRef, path: string, mode: number, signal: AbortSignal, sources: ReadSources | undefined, onBytes: (n: number) => void): Promise<void> {
   // "wx" = O_CREAT|O_EXCL: fails on anything already there, symlinks included
   const fh = await open(path, "wx", 0o600)
   try {
-    for await (const part of blobs.read(ref, { signal })) {
+    for await (const part of blobs.read(ref, { signal, ...(sources ? { sources } : {}) })) {
       let off = 0
       while (off < part.length) off += (await fh.write(part, off, part.length - off)).bytesWritten
       onBytes(part.length)

@@ -1,5 +1,5 @@
 import { ClassicLevel } from "classic-level"
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { StorageError } from "./format/errors.ts"
 import type { BlobCommit, BlobIndex, BlobMeta } from "./blob-index.ts"
 import type { ChunkStore } from "./chunk-store.ts"
