@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto"
+import { readFileSync } from "node:fs"
 import { open, readFile, rename, rm, stat } from "node:fs/promises"
 import { BlobRef } from "../storage/format/blob-ref.ts"
 import { AbortedError, ClosedError, NotFoundError, throwIfAborted } from "../storage/format/errors.ts"
@@ -108,7 +109,9 @@ export class Blobs implements AsyncDisposable {
     const report = throttled(options.onProgress)
     // small files in one read (a tree of tiny files is bound by per-file costs)
     const small = totalBytes <= SMALL_FILE_BYTES
-    const ref = await this.store.put(small ? onceAsync(await readFile(path)) : fileSource(path), {
+    // tiny files are read synchronously (one syscall each, no threadpool round trips)
+    const whole = small ? (totalBytes <= 64 * 1024 ? readFileSync(path) : await readFile(path)) : undefined
+    const ref = await this.store.put(whole ? onceAsync(whole) : fileSource(path), {
       tags: options.tags,
       signal: options.signal,
       stable: small,

@@ -1,3 +1,4 @@
+import { closeSync, fchmodSync, openSync, writeSync } from "node:fs"
 import { chmod, lstat, mkdir, open, readdir, readlink, symlink } from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
 import { BlobRef } from "../storage/format/blob-ref.ts"
@@ -109,6 +110,12 @@ export async function readDirManifest(blobs: Blobs, ref: BlobRef | string, optio
   return decodeDirManifest(await blobs.get(r, options))
 }
 
+/** Files up to this size are written with synchronous calls. */
+const SMALL_FILE_SYNC_BYTES = 64 * 1024
+
+/** Directory manifests fetched ahead during a walk. */
+const PREFETCH_DIRS = 64
+
 /** One entry of a tree walk: its path relative to the root ('/'-separated) and the entry. */
 export interface TreeEntry {
   readonly path: string
@@ -124,7 +131,16 @@ export async function* walkDir(blobs: Blobs, root: BlobRef | string, options: { 
   let count = 0
   async function* visit(ref: BlobRef, prefix: string, depth: number): AsyncGenerator<TreeEntry> {
     if (depth > DIR_MAX_DEPTH) throw new TooLargeError("tree depth", depth, DIR_MAX_DEPTH)
-    const manifest = await readDirManifest(blobs, ref, options)
+    const manifest = await (prefetched.get(ref.hex) ?? readDirManifest(blobs, ref, options))
+    prefetched.delete(ref.hex)
+    // fetch the subdirectories' manifests ahead (bounded), so a deep tree over the mesh
+    // costs about one round trip per level, not one per directory
+    for (const e of manifest.entries) {
+      if (e.kind !== "dir" || prefetched.size >= PREFETCH_DIRS || prefetched.has(e.ref.hex)) continue
+      const p = readDirManifest(blobs, e.ref, options)
+      p.catch(() => {})
+      prefetched.set(e.ref.hex, p)
+    }
     for (const entry of manifest.entries) {
       if (++count > TREE_MAX_ENTRIES) throw new TooLargeError("tree", count, TREE_MAX_ENTRIES)
       const path = prefix ? `${prefix}/${entry.name}` : entry.name
@@ -132,6 +148,7 @@ export async function* walkDir(blobs: Blobs, root: BlobRef | string, options: { 
       if (entry.kind === "dir") yield* visit(entry.ref, path, depth + 1)
     }
   }
+  const prefetched = new Map<string, Promise<DirManifest>>()
   yield* visit(BlobRef.from(root), "", 0)
 }
 
@@ -147,8 +164,7 @@ export async function fetchDir(blobs: Blobs, root: BlobRef | string, dest: strin
   const rootRef = BlobRef.from(root)
   const target = resolve(dest)
   await recoverDest(target)
-  const plan: TreeEntry[] = []
-  for await (const e of walkDir(blobs, rootRef, options)) plan.push(e)
+  const plan = await planTree(blobs, rootRef, options.signal)
   const rootMode = 0o755
   const tmp = tempSibling(target)
   await mkdir(dirname(target), { recursive: true })
@@ -159,8 +175,13 @@ export async function fetchDir(blobs: Blobs, root: BlobRef | string, dest: strin
     const report = throttled(options.onProgress)
     let bytes = 0
     let items = 0
-    // directories first (parents precede children in the walk), writable until the end
+    // directories first (parents precede children in the plan), writable until the end
     for (const e of plan) if (e.entry.kind === "dir") await mkdir(join(tmp, e.path), { mode: 0o700 })
+    // small files arrive in batches (one round trip per few hundred), the rest one by one below
+    await blobs.mesh?.ensureLocal(
+      files.map((e) => (e.entry as { ref: BlobRef }).ref),
+      { ...(options.signal ? { signal: options.signal } : {}), ...(options.sources ? { sources: options.sources } : {}) },
+    )
     await forEachBounded(
       files,
       options.concurrency ?? 64,
@@ -190,7 +211,56 @@ export async function fetchDir(blobs: Blobs, root: BlobRef | string, dest: strin
   }
 }
 
+/**
+ * Every entry of a tree, level by level (parents before children), each level's directory
+ * manifests fetched together: a tree costs about one batch round trip per level over the
+ * mesh. Every manifest is checked before anything is written.
+ */
+async function planTree(blobs: Blobs, root: BlobRef, signal?: AbortSignal): Promise<TreeEntry[]> {
+  const plan: TreeEntry[] = []
+  let level: Array<{ ref: BlobRef; path: string }> = [{ ref: root, path: "" }]
+  for (let depth = 0; level.length > 0; depth++) {
+    if (depth > DIR_MAX_DEPTH) throw new TooLargeError("tree depth", depth, DIR_MAX_DEPTH)
+    await blobs.mesh?.ensureLocal(
+      level.map((l) => l.ref),
+      signal ? { signal } : {},
+    )
+    const manifests: DirManifest[] = new Array(level.length)
+    await forEachBounded(
+      level.keys(),
+      32,
+      async (i, s) => void (manifests[i] = await readDirManifest(blobs, level[i]!.ref, { signal: s })),
+      signal,
+    )
+    const next: typeof level = []
+    level.forEach((l, i) => {
+      for (const entry of manifests[i]!.entries) {
+        if (plan.length >= TREE_MAX_ENTRIES) throw new TooLargeError("tree", plan.length + 1, TREE_MAX_ENTRIES)
+        const path = l.path ? `${l.path}/${entry.name}` : entry.name
+        plan.push({ path, depth, entry })
+        if (entry.kind === "dir") next.push({ ref: entry.ref, path })
+      }
+    })
+    level = next
+  }
+  return plan
+}
+
 async function writeFileExclusive(blobs: Blobs, ref: BlobRef, path: string, mode: number, signal: AbortSignal, sources: ReadSources | undefined, onBytes: (n: number) => void): Promise<void> {
+  if (ref.size <= SMALL_FILE_SYNC_BYTES) {
+    const bytes = await blobs.get(ref, { signal, ...(sources ? { sources } : {}) })
+    // small files synchronously: three syscalls in place of four threadpool round trips
+    // each; a tree of tiny files is bound by per-file cost, and this blocks ≲ 0.1 ms
+    const fd = openSync(path, "wx", mode & 0o7777)
+    try {
+      writeSync(fd, bytes)
+      fchmodSync(fd, mode & 0o7777) // the umask must not narrow the stored mode
+    } finally {
+      closeSync(fd)
+    }
+    onBytes(bytes.length)
+    return
+  }
   // "wx" = O_CREAT|O_EXCL: fails on anything already there, symlinks included
   const fh = await open(path, "wx", 0o600)
   try {

@@ -5,7 +5,7 @@ import { NoHolderError, throwIfAborted, type DatafortsError } from "../storage/f
 import { toHex } from "../storage/format/hex.ts"
 import { decodeManifest, type ManifestEntry } from "../storage/format/manifest.ts"
 import type { LocalStore } from "../storage/local-store.ts"
-import { ChunkReceiver, type Sender, startSender } from "../transfer/index.ts"
+import { BATCH_CHUNK_MAX_BYTES, ChunkReceiver, fetchBatch, type Sender, serveBatches, startSender } from "../transfer/index.ts"
 import { ByteBudget } from "./byte-budget.ts"
 import { storeChunkSource } from "./chunk-source.ts"
 import { forEachBounded } from "./concurrency.ts"
@@ -46,6 +46,9 @@ export interface AttachOptions {
   folds?: AnyFoldDefinition[]
 }
 
+/** Small chunks asked for in one batch request. */
+const BATCH_GROUP = 256
+
 /** A holder that failed us is avoided for this long. */
 const AVOID_MS = 30_000
 
@@ -59,6 +62,7 @@ export class Mesh {
   readonly folds: Materializer
   readonly sender: Sender
   readonly receiver: ChunkReceiver
+  readonly batches: { served(): number; close(): void }
   readonly #budget: ByteBudget
   readonly #avoid = new Map<string, number>()
   /** Holders abandoned or blamed, by error code (for operators and tests). */
@@ -93,6 +97,7 @@ export class Mesh {
     })
     this.sender = startSender(nc, { node: options.node, prefix: this.#opts.prefix, source: storeChunkSource(store) })
     this.receiver = new ChunkReceiver(nc, { prefix: this.#opts.prefix })
+    this.batches = serveBatches(nc, { node: options.node, prefix: this.#opts.prefix, source: storeChunkSource(store) })
   }
 
   /** Starts the folds and the holder, and advertises every blob held here. */
@@ -165,14 +170,23 @@ export class Mesh {
     const local = await this.store.readChunk(entry.hex, entry.length, sources).catch(() => undefined)
     if (local) return local
     const bytes = await this.#fetchChunk(entry.hex, blobHex, entry.length, spread, sources, signal)
-    await this.store.storeVerifiedChunk(entry.hex, bytes)
-    if (entry.hex !== blobHex) this.folds.have([entry.hex], "chunk")
+    // a whole one-chunk blob is committed by #complete; a manifest's chunk is stored and advertised now
+    if (entry.hex !== blobHex) {
+      await this.store.storeVerifiedChunk(entry.hex, bytes)
+      this.folds.have([entry.hex], "chunk")
+    }
     return bytes
   }
 
   async #manifestOf(ref: BlobRef, sources: ReadSources, signal: AbortSignal): Promise<{ bytes: Uint8Array; entries: readonly ManifestEntry[] }> {
     const bytes = await this.#fetchChunk(ref.hex, ref.hex, undefined, 0, sources, signal)
     return { bytes, entries: decodeManifest(bytes, ref.size).entries }
+  }
+
+  /** A one-chunk blob that arrived: stored and committed together, then advertised. */
+  async #completeChunk(ref: BlobRef, bytes: Uint8Array): Promise<void> {
+    await this.store.commitFetchedChunk(ref, bytes)
+    this.folds.have([ref.hex], "blob")
   }
 
   /** After every chunk is here: commit, advertise the whole blob, retire chunk adverts. */
@@ -195,7 +209,7 @@ export class Mesh {
       await this.#awaitHolders(ref.hex, signal)
       if (ref.kind !== "manifest") {
         const bytes = await this.#chunk({ hex: ref.hex, length: ref.size }, ref.hex, 0, sources, signal)
-        await this.#complete(ref, undefined, [ref.hex])
+        await this.#completeChunk(ref, bytes)
         yield bytes
         return
       }
@@ -247,7 +261,7 @@ export class Mesh {
     if (ref.kind !== "manifest") {
       const bytes = await this.#chunk({ hex: ref.hex, length: ref.size }, ref.hex, 0, sources, signal)
       options.onBytes?.(bytes.length)
-      await this.#complete(ref, undefined, [ref.hex])
+      await this.#completeChunk(ref, bytes)
       return sources
     }
     const manifest = await this.#manifestOf(ref, sources, signal)
@@ -260,7 +274,7 @@ export class Mesh {
         const len = manifest.entries[i]!.length
         await this.#budget.acquire(len, s)
         try {
-          if (!(await this.store.hasChunk(hexes[i]!))) await this.#chunk({ hex: hexes[i]!, length: len }, ref.hex, i, sources, s)
+          if (!(await this.store.hasChunk(hexes[i]!, len))) await this.#chunk({ hex: hexes[i]!, length: len }, ref.hex, i, sources, s)
           options.onBytes?.(len)
         } finally {
           this.#budget.release(len)
@@ -272,10 +286,64 @@ export class Mesh {
     return sources
   }
 
+  /**
+   * Makes many small one-chunk blobs local in batches (one request/reply per holder and up
+   * to 512 KiB), so a tree of tiny files is not bound by per-file round trips. Returns the
+   * refs still missing (not small, not offered, or corrupt): the caller reads those one by one.
+   */
+  async ensureLocal(refs: readonly BlobRef[], options: { signal?: AbortSignal; sources?: ReadSources } = {}): Promise<BlobRef[]> {
+    const wanted = new Map<string, BlobRef>()
+    const rest: BlobRef[] = []
+    for (const r of refs) {
+      if (r.kind === "manifest" || r.size > BATCH_CHUNK_MAX_BYTES || wanted.has(r.hex)) continue
+      if (await this.store.hasBlob(r)) continue
+      wanted.set(r.hex, r)
+    }
+    // group by the nearest holder of each blob
+    const byHolder = new Map<string, string[]>()
+    for (const hex of wanted.keys()) {
+      const holder = this.holdersFor(hex, hex)[0]
+      if (holder === undefined) continue
+      const list = byHolder.get(holder) ?? []
+      list.push(hex)
+      byHolder.set(holder, list)
+    }
+    const groups: Array<[string, string[]]> = []
+    for (const [holder, hexes] of byHolder) for (let i = 0; i < hexes.length; i += BATCH_GROUP) groups.push([holder, hexes.slice(i, i + BATCH_GROUP)])
+    await forEachBounded(
+      groups,
+      4,
+      async ([holder, hexes]) => {
+        const got = await fetchBatch(this.nc, { holder, hashes: hexes, hashBackend: this.store.hasher, prefix: this.#opts.prefix }).catch(() => undefined)
+        if (got === undefined) return
+        if (got.corrupt > 0) {
+          this.#avoid.set(holder, Date.now() + AVOID_MS)
+          this.holderFailures.INTEGRITY = (this.holderFailures.INTEGRITY ?? 0) + got.corrupt
+        }
+        await Promise.all(
+          [...got.chunks].map(async ([hex, bytes]) => {
+            const ref = wanted.get(hex)!
+            if (bytes.length !== ref.size) return
+            await this.store.commitFetchedChunk(ref, bytes)
+            if (options.sources) options.sources.peers[holder] = (options.sources.peers[holder] ?? 0) + bytes.length
+          }),
+        )
+        this.folds.have(
+          [...got.chunks.keys()].filter((h) => wanted.get(h)!.size === got.chunks.get(h)!.length),
+          "blob",
+        )
+      },
+      options.signal,
+    )
+    for (const r of refs) if (!(await this.store.hasBlob(r))) rest.push(r)
+    return rest
+  }
+
   /** Stops folds, holder and receiver; the caller's connection stays open. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.batches.close()
     await this.receiver.close()
     await this.sender.close()
     await this.folds.close()

@@ -32,6 +32,10 @@ export interface BlobIndex {
   commitMany(items: readonly BlobCommit[]): Promise<void>
   /** Updates tags of an existing blob (a second put with new tags merges them). */
   setMeta(hex: string, meta: BlobMeta): Promise<void>
+  /** Records last-read times of several blobs in one write (absent blobs are skipped). */
+  touchMany(times: ReadonlyMap<string, number>): Promise<void>
+  /** True when `commitMany` can carry small chunks inline (`BlobCommit.inline`). */
+  readonly inlinesChunks: boolean
   /** Removes a blob in one batch; returns the chunks whose count reached zero. */
   remove(hex: string, chunks: readonly string[]): Promise<string[]>
   entries(): AsyncIterable<[string, BlobMeta]>
@@ -47,6 +51,8 @@ export interface BlobCommit {
   readonly meta: BlobMeta
   readonly manifest: Uint8Array | undefined
   readonly chunks: readonly string[]
+  /** A small chunk's bytes written in the same batch (indexes that keep small chunks). */
+  readonly inline?: { readonly hex: string; readonly bytes: Uint8Array }
 }
 
 /** Index held in Maps, for `Blobs.open({ memory: true })`. */
@@ -69,8 +75,15 @@ export class MemoryBlobIndex implements BlobIndex {
     if (manifest) this.#manifests.set(hex, manifest)
     for (const c of new Set(chunks)) this.#refs.set(c, (this.#refs.get(c) ?? 0) + 1)
   }
+  readonly inlinesChunks = false
   async commitMany(items: readonly BlobCommit[]) {
     for (const i of items) await this.commit(i.hex, i.meta, i.manifest, i.chunks)
+  }
+  async touchMany(times: ReadonlyMap<string, number>) {
+    for (const [hex, t] of times) {
+      const m = this.#meta.get(hex)
+      if (m) m.lastRead = t
+    }
   }
   async setMeta(hex: string, meta: BlobMeta) {
     this.#meta.set(hex, { ...meta })

@@ -5,9 +5,10 @@
  * wholly present under its name or absent.
  */
 export interface ChunkStore {
-  has(hex: string): Promise<boolean>
+  /** `length`, when known, lets a tiered store look in one place only. */
+  has(hex: string, length?: number): Promise<boolean>
   /** Raw bytes, or undefined when absent. */
-  read(hex: string): Promise<Uint8Array | undefined>
+  read(hex: string, length?: number): Promise<Uint8Array | undefined>
   /** Length of the stored chunk, or undefined when absent. */
   lengthOf(hex: string): Promise<number | undefined>
   /** Reads `length` bytes at `offset` (for serving peers without loading a whole chunk). */

@@ -105,12 +105,25 @@ export class LevelBlobIndex implements BlobIndex {
     const distinct = [...increments.keys()]
     const counts = await this.refcounts(distinct)
     const batch = this.db.batch()
-    for (const { hex, meta, manifest } of items) {
+    for (const { hex, meta, manifest, inline } of items) {
       batch.put(`b!${hex}`, utf8(JSON.stringify(meta)))
       if (manifest) batch.put(`m!${hex}`, manifest)
+      if (inline) batch.put(`c!${inline.hex}`, inline.bytes)
     }
     distinct.forEach((c, i) => batch.put(`r!${c}`, utf8(String(counts[i]! + increments.get(c)!))))
     await this.#write(batch)
+  }
+
+  readonly inlinesChunks = true
+
+  async touchMany(times: ReadonlyMap<string, number>): Promise<void> {
+    const batch = this.db.batch()
+    for (const [hex, t] of times) {
+      const meta = await this.getMeta(hex)
+      if (meta) batch.put(`b!${hex}`, utf8(JSON.stringify({ ...meta, lastRead: t })))
+    }
+    if (batch.length > 0) await this.#write(batch)
+    else await batch.close()
   }
 
   async setMeta(hex: string, meta: BlobMeta): Promise<void> {

@@ -46,6 +46,7 @@ interface PendingCommit {
   readonly manifest: Uint8Array | undefined
   readonly chunks: string[]
   readonly tags: Record<string, string> | undefined
+  readonly inline: { hex: string; bytes: Uint8Array } | undefined
   resolve(): void
   reject(err: unknown): void
 }
@@ -90,6 +91,8 @@ export class LocalStore {
   readonly #pins = new KeyPins()
   readonly #active = new Set<Promise<unknown>>()
   readonly #commits: PendingCommit[] = []
+  readonly #touched = new Map<string, number>()
+  #touchTimer: ReturnType<typeof setTimeout> | undefined
   #committing = false
   #closed = false
   #closing: Promise<void> | undefined
@@ -148,6 +151,18 @@ export class LocalStore {
     const writes = new Set<Promise<void>>()
     let failure: unknown
     let size = 0
+    let inlineCandidate: { hex: string; bytes: Uint8Array } | undefined
+    const writeChunk = (hex: string, bytes: Uint8Array, buffer: Uint8Array | undefined) => {
+      const w = this.chunks
+        .write(hex, bytes)
+        .then((fresh) => void (fresh && (this.counters.bytesStoredNew += bytes.length)))
+        .catch((err) => void (failure ??= err))
+        .finally(() => {
+          cutter.release(buffer)
+          writes.delete(w)
+        })
+      writes.add(w)
+    }
     try {
       for await (const { bytes, buffer } of cutter.cut(source, {
         signal: options.signal,
@@ -165,15 +180,18 @@ export class LocalStore {
           this.#pins.add(hex)
           pinned.add(hex)
         }
-        const w = this.chunks
-          .write(hex, bytes)
-          .then((fresh) => void (fresh && (this.counters.bytesStoredNew += bytes.length)))
-          .catch((err) => void (failure ??= err))
-          .finally(() => {
-            cutter.release(buffer)
-            writes.delete(w)
-          })
-        writes.add(w)
+        if (this.index.inlinesChunks && bytes.length <= SMALL_CHUNK_BYTES && entries.length === 1) {
+          // a small first chunk waits: if it is the whole blob it rides in the commit batch
+          inlineCandidate = { hex, bytes: bytes.slice() }
+          cutter.release(buffer)
+          continue
+        }
+        if (inlineCandidate) {
+          // more than one chunk after all: the held-back first chunk is written like the rest
+          writeChunk(inlineCandidate.hex, inlineCandidate.bytes, undefined)
+          inlineCandidate = undefined
+        }
+        writeChunk(hex, bytes, buffer)
       }
       await Promise.all(writes)
       if (failure) throw failure
@@ -182,7 +200,7 @@ export class LocalStore {
       const kind: BlobKind = options.kind ?? (entries.length === 1 ? "chunk" : "manifest")
       if (entries.length === 1) {
         const ref = BlobRef.of(kind, size, entries[0]!.hash)
-        await this.#commit(ref, undefined, [ref.hex], options.tags)
+        await this.#commit(ref, undefined, [ref.hex], options.tags, inlineCandidate)
         return ref
       }
       const manifest = encodeManifest({ size, entries })
@@ -229,9 +247,9 @@ export class LocalStore {
    * written as groups, one LevelDB batch each (group commit): thousands of small blobs then
    * cost a few batches instead of one serialized write each.
    */
-  #commit(ref: BlobRef, manifest: Uint8Array | undefined, chunks: string[], tags?: Record<string, string>): Promise<void> {
+  #commit(ref: BlobRef, manifest: Uint8Array | undefined, chunks: string[], tags?: Record<string, string>, inline?: { hex: string; bytes: Uint8Array }): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#commits.push({ ref, manifest, chunks, tags, resolve, reject })
+      this.#commits.push({ ref, manifest, chunks, tags, inline, resolve, reject })
       if (!this.#committing) void this.#drainCommits()
     })
   }
@@ -271,7 +289,10 @@ export class LocalStore {
         continue
       }
       const meta: BlobMeta = { kind: c.ref.kind, size: c.ref.size, tags: { ...c.tags }, created: now, lastRead: 0, chunks: c.chunks.length }
-      fresh.set(c.ref.hex, { hex: c.ref.hex, meta, manifest: c.manifest, chunks: c.chunks })
+      if (c.inline && !(await this.chunks.has(c.inline.hex, c.inline.bytes.length))) {
+        this.counters.bytesStoredNew += c.inline.bytes.length
+        fresh.set(c.ref.hex, { hex: c.ref.hex, meta, manifest: c.manifest, chunks: c.chunks, inline: c.inline })
+      } else fresh.set(c.ref.hex, { hex: c.ref.hex, meta, manifest: c.manifest, chunks: c.chunks })
     }
     if (fresh.size > 0) await this.index.commitMany([...fresh.values()])
   }
@@ -299,6 +320,24 @@ export class LocalStore {
     })
   }
 
+  /** Stores and commits a one-chunk blob that arrived verified from a peer (small ones in one batch). */
+  commitFetchedChunk(ref: BlobRef, bytes: Uint8Array): Promise<void> {
+    return this.track(async () => {
+      if (this.index.inlinesChunks && bytes.length <= SMALL_CHUNK_BYTES) {
+        this.#pins.add(ref.hex)
+        try {
+          await this.#commit(ref, undefined, [ref.hex], undefined, { hex: ref.hex, bytes })
+        } finally {
+          this.#pins.release(ref.hex)
+        }
+      } else {
+        if (await this.chunks.write(ref.hex, bytes)) this.counters.bytesStoredNew += bytes.length
+        await this.#commit(ref, undefined, [ref.hex])
+      }
+      this.cache.set(ref.hex, bytes)
+    })
+  }
+
   /** Commits a blob whose chunks (and manifest) arrived from peers and were verified. */
   commitFetched(ref: BlobRef, manifest: Uint8Array | undefined): Promise<void> {
     return this.track(async () => {
@@ -313,8 +352,8 @@ export class LocalStore {
   }
 
   /** True when the chunk's bytes are on this node (committed or not). */
-  hasChunk(hex: string): Promise<boolean> {
-    return this.cache.has(hex) ? Promise.resolve(true) : this.chunks.has(hex)
+  hasChunk(hex: string, length?: number): Promise<boolean> {
+    return this.cache.has(hex) ? Promise.resolve(true) : this.chunks.has(hex, length)
   }
 
   /**
@@ -329,7 +368,7 @@ export class LocalStore {
       if (sources) sources.cache += cached.length
       return cached
     }
-    const bytes = await this.chunks.read(hex)
+    const bytes = await this.chunks.read(hex, expectedLength)
     if (bytes === undefined) return undefined
     const actual = toHex(this.hasher.hash(bytes))
     if (actual !== hex || (expectedLength !== undefined && bytes.length !== expectedLength)) {
@@ -393,10 +432,20 @@ export class LocalStore {
     }
   }
 
+  /** Last-read times are coarse (a minute) and written in batches, never one write per read. */
   #touch(hex: string, meta: BlobMeta): void {
     const now = Date.now()
     if (now - meta.lastRead < 60_000) return
-    void this.#lock.run(() => this.index.setMeta(hex, { ...meta, lastRead: now })).catch(() => {})
+    this.#touched.set(hex, now)
+    this.#touchTimer ??= setTimeout(() => void this.#flushTouched(), 1000).unref()
+  }
+
+  async #flushTouched(): Promise<void> {
+    this.#touchTimer = undefined
+    if (this.#touched.size === 0) return
+    const times = new Map(this.#touched)
+    this.#touched.clear()
+    await this.#lock.run(() => this.index.touchMany(times)).catch(() => {})
   }
 
   async stat(ref: BlobRef): Promise<BlobStat> {
@@ -471,6 +520,8 @@ export class LocalStore {
     this.#closing ??= (async () => {
       this.#closed = true
       await Promise.allSettled([...this.#active])
+      if (this.#touchTimer) clearTimeout(this.#touchTimer)
+      await this.#flushTouched()
       this.cache.clear()
       try {
         await this.index.markClean()

@@ -12,14 +12,17 @@ export class TieredChunkStore implements ChunkStore {
     private readonly threshold: number,
   ) {}
 
-  #for(bytes: Uint8Array): ChunkStore {
-    return bytes.length <= this.threshold ? this.small : this.large
+  /** The tier a chunk of `length` bytes lives in (routing is by size, so it is never in the other). */
+  #for(length: number): ChunkStore {
+    return length <= this.threshold ? this.small : this.large
   }
 
-  async has(hex: string) {
+  async has(hex: string, length?: number) {
+    if (length !== undefined) return this.#for(length).has(hex)
     return (await this.small.has(hex)) || this.large.has(hex)
   }
-  async read(hex: string) {
+  async read(hex: string, length?: number) {
+    if (length !== undefined) return this.#for(length).read(hex)
     return (await this.small.read(hex)) ?? this.large.read(hex)
   }
   async lengthOf(hex: string) {
@@ -29,8 +32,8 @@ export class TieredChunkStore implements ChunkStore {
     return (await this.small.has(hex)) ? this.small.readRange(hex, offset, length) : this.large.readRange(hex, offset, length)
   }
   async write(hex: string, bytes: Uint8Array) {
-    if (await this.has(hex)) return false
-    return this.#for(bytes).write(hex, bytes)
+    // each tier's write is a no-op when the chunk is already there
+    return this.#for(bytes.length).write(hex, bytes)
   }
   async remove(hex: string) {
     await Promise.all([this.small.remove(hex), this.large.remove(hex)])

@@ -14,4 +14,5 @@ export {
   type ReceiverStats,
 } from "./receiver.ts"
 export { holderSubject } from "./subjects.ts"
+export { BATCH_CHUNK_MAX_BYTES, batchSubject, fetchBatch, serveBatches } from "./batch.ts"
 export * from "./constants.ts"
