@@ -1,15 +1,17 @@
 /**
  * bench/dir: storeDir and fetchDir of 12,430 files totalling ~27 MiB (the seed's workspace
  * shape) between two nodes over loopback NATS, beside `tar c | tar x` through a pipe of the
- * same tree in the same run. Files/s and MB/s; goal fetchDir ≥ 5,000 files/s.
+ * same tree in the same run. The holder (storeDir) runs in its own process, the reader
+ * (fetchDir) in this one. Files/s and MB/s; goal fetchDir ≥ 5,000 files/s.
  */
 import { spawn } from "node:child_process"
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { connect } from "@nats-io/transport-node"
-import { Blobs, fetchDir, storeDir } from "../plugin/index.ts"
+import { Blobs, BlobRef, fetchDir } from "../plugin/index.ts"
 import { fillSeeded } from "../test/support/bytes.ts"
+import { spawnTs } from "../test/support/child.ts"
 import { startNatsServer } from "../test/support/nats-server.ts"
 import { median, report, timed } from "./lib.ts"
 
@@ -19,8 +21,9 @@ export async function makeWorkspace(root: string, files = 12_430, totalBytes = 2
   let seed = 1
   const made = new Set<string>()
   for (let i = 0; i < files; i++) {
-    // ~20 files per folder, three levels deep, sizes spread around the average
-    const dir = join(root, `pkg${i % 31}`, `mod${Math.floor(i / 31) % 20}`, `d${Math.floor(i / 620)}`)
+    // ~20 files per folder (≈620 folders for the full shape), three levels deep
+    const f = Math.floor(i / 20)
+    const dir = join(root, `pkg${f % 16}`, `mod${Math.floor(f / 16) % 8}`, `d${Math.floor(f / 128)}`)
     if (!made.has(dir)) {
       await mkdir(dir, { recursive: true })
       made.add(dir)
@@ -52,19 +55,24 @@ export async function runDirBench(options: { files?: number; bytes?: number; rep
     const runs = { storeDir: [] as number[], fetchDir: [] as number[], tarPipe: [] as number[] }
     for (let r = 0; r < reps; r++) {
       const prefix = `bdir${r}${Date.now()}`
-      const [nca, ncb] = await Promise.all([connect({ servers: server.url }), connect({ servers: server.url })])
-      const a = await Blobs.open({ dir: join(tmp, `a${r}`), nats: nca, node: "a", prefix })
-      const b = await Blobs.open({ dir: join(tmp, `b${r}`), nats: ncb, node: "b", prefix })
-      let root!: Awaited<ReturnType<typeof storeDir>>
-      runs.storeDir.push(await timed(async () => (root = await storeDir(a, src))))
-      const deadline = Date.now() + 10_000
-      while (b.mesh!.folds.holdersOf(root.hex).length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20))
-      runs.fetchDir.push(await timed(() => fetchDir(b, root, join(tmp, `out${r}`))))
+      // the holder runs in its own process (storeDir there), the reader here: two nodes, two cores
+      const holder = spawnTs("../../bench/workers/dir-holder.ts", [server.url, prefix, join(tmp, `a${r}`), src])
+      try {
+        const [, refText, storeMs] = (await holder.line((l) => l.startsWith("ref "), 600_000)).split(" ")
+        runs.storeDir.push(Number(storeMs))
+        const ncb = await connect({ servers: server.url })
+        const b = await Blobs.open({ dir: join(tmp, `b${r}`), nats: ncb, node: "reader", prefix })
+        const root = BlobRef.parse(refText)
+        const deadline = Date.now() + 10_000
+        while (b.mesh!.folds.nearestHolders(root.hex).length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20))
+        runs.fetchDir.push(await timed(() => fetchDir(b, root, join(tmp, `out${r}`))))
+        await b.close()
+        await ncb.close()
+      } finally {
+        holder.proc.kill("SIGKILL")
+        await holder.exited
+      }
       runs.tarPipe.push(await timed(() => sh(`mkdir -p ${tmp}/tar${r} && tar -C ${src} -cf - . | tar -C ${tmp}/tar${r} -xf -`)))
-      await a.close()
-      await b.close()
-      await nca.close()
-      await ncb.close()
       await rm(join(tmp, `out${r}`), { recursive: true, force: true })
       await rm(join(tmp, `tar${r}`), { recursive: true, force: true })
     }
