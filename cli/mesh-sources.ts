@@ -4,14 +4,6 @@ import { formatBytes } from "./progress-bar.ts"
 /** A fresh, empty sources record. */
 export const noSources = (): ReadSources => ({ cache: 0, disk: 0, peers: {} })
 
-/** Adds `more` into `into` (cache, disk and each peer). */
-export function addSources(into: ReadSources, more: ReadSources): ReadSources {
-  into.cache += more.cache
-  into.disk += more.disk
-  for (const [peer, n] of Object.entries(more.peers)) into.peers[peer] = (into.peers[peer] ?? 0) + n
-  return into
-}
-
 /** Bytes from every source together. */
 export const sourcesTotal = (s: ReadSources): number => s.cache + s.disk + Object.values(s.peers).reduce((a, b) => a + b, 0)
 

@@ -1,6 +1,6 @@
-import { BlobRef, type Blobs, fetchBlob, fetchDir, type ReadSources, storeDir, walkDir } from "../plugin/index.ts"
+import { BlobRef, fetchDir, type ReadSources, storeDir } from "../plugin/index.ts"
 import { UsageError } from "./exit-codes.ts"
-import { addSources, formatSources, noSources, sourcesTotal } from "./mesh-sources.ts"
+import { formatSources, noSources } from "./mesh-sources.ts"
 import type { Session } from "./mesh-session.ts"
 import { formatBytes, ProgressBar } from "./progress-bar.ts"
 
@@ -29,10 +29,6 @@ export async function sendDir(s: Session, dir: string, ctx: TransferContext): Pr
   const progress = bar("put", ctx)
   const ref = await storeDir(s.blobs, dir, { signal: ctx.signal, onProgress: progress.update })
   progress.finish()
-  // storeDir writes directory manifests without advertising them: advertise them here so
-  // peers can resolve the root (and every subdirectory) from this node
-  s.blobs.mesh?.advertise(ref)
-  for await (const e of walkDir(s.blobs, ref, { signal: ctx.signal })) if (e.entry.kind === "dir") s.blobs.mesh?.advertise(e.entry.ref)
   announce(s, ref, ctx)
   await serve(s, ctx)
 }
@@ -62,75 +58,26 @@ export async function recvBlob(s: Session, refText: string, out: string, ctx: Tr
 }
 
 /**
- * `transfer recv-dir <ref> --out <dir>`: makes every file of the tree local (fetched from
- * the nearest holders, progress in bytes and files), then materializes the tree atomically.
+ * `transfer recv-dir <ref> --out <dir>`: fetches the tree from the nearest holders (small
+ * files in batches; progress in bytes and files) and materializes it atomically.
  */
 export async function recvDir(s: Session, refText: string, out: string, ctx: TransferContext): Promise<void> {
   const ref = BlobRef.parse(refText)
   if (ref.kind !== "dir") throw new UsageError("not a directory ref: use transfer recv-blob <ref> --out <file>")
   const started = Date.now()
-  const { sources, bytes } = await fetchTreeFiles(s.blobs, ref, bar("recv", ctx), ctx.signal)
-  await fetchDir(s.blobs, ref, out, { signal: ctx.signal })
-  report(ctx, { ref, out, bytes, ms: Date.now() - started, sources, node: s.node })
-}
-
-/** Fetches each distinct file blob of a tree (bounded concurrency) and sums where bytes came from. */
-async function fetchTreeFiles(blobs: Blobs, root: BlobRef, progress: ProgressBar, outer: AbortSignal): Promise<{ sources: ReadSources; bytes: number }> {
-  // one failed file stops the others
-  const ctrl = new AbortController()
-  const signal = AbortSignal.any([outer, ctrl.signal])
-  const files = new Map<string, { ref: BlobRef; entries: number }>()
-  let totalItems = 0
-  for await (const e of walkDir(blobs, root, { signal })) {
-    if (e.entry.kind !== "file") continue
-    totalItems++
-    const f = files.get(e.entry.ref.hex)
-    if (f) f.entries++
-    else files.set(e.entry.ref.hex, { ref: e.entry.ref, entries: 1 })
-  }
-  const list = [...files.values()]
-  const totalBytes = list.reduce((n, f) => n + f.ref.size, 0)
   const sources = noSources()
-  let doneBytes = 0
-  let items = 0
-  const inFlight = new Map<string, number>()
-  const update = () => {
-    let bytes = doneBytes
-    for (const n of inFlight.values()) bytes += n
-    progress.update({ bytes, totalBytes, items, totalItems })
-  }
-  let next = 0
-  const worker = async () => {
-    while (next < list.length) {
-      const f = list[next++]!
-      const hex = f.ref.hex
-      const got = await fetchBlob(blobs, f.ref, {
-        signal,
-        onProgress: (p) => {
-          inFlight.set(hex, p.bytes)
-          update()
-        },
-      })
-      inFlight.delete(hex)
-      addSources(sources, got.sources)
-      doneBytes += f.ref.size
-      items += f.entries
-      update()
-    }
-  }
-  await Promise.all(
-    Array.from({ length: Math.min(16, list.length) }, () =>
-      worker().catch((err) => {
-        ctrl.abort(err)
-        throw err
-      }),
-    ),
-  )
-  progress.finish({ bytes: totalBytes, totalBytes, items: totalItems, totalItems })
-  // blobs that were already held here were served by this node's own store
-  const missing = totalBytes - sourcesTotal(sources)
-  if (missing > 0) sources.disk += missing
-  return { sources, bytes: totalBytes }
+  const progress = bar("recv", ctx)
+  let bytes = 0
+  await fetchDir(s.blobs, ref, out, {
+    signal: ctx.signal,
+    sources,
+    onProgress: (p) => {
+      bytes = p.totalBytes ?? p.bytes
+      progress.update(p)
+    },
+  })
+  progress.finish()
+  report(ctx, { ref, out, bytes, ms: Date.now() - started, sources, node: s.node })
 }
 
 function report(ctx: TransferContext, r: { ref: BlobRef; out: string; bytes: number; ms: number; sources: ReadSources; node: string }): void {

@@ -38,11 +38,6 @@ const inputKinds: Array<[string, (b: Uint8Array, dir: string) => Promise<PutInpu
   }],
 ]
 
-async function chunkFileCount(dir: string): Promise<number> {
-  let n = 0
-  for (const f of await readdir(join(dir, "chunks"))) n += (await readdir(join(dir, "chunks", f))).length
-  return n
-}
 
 describe.each([["durable", false], ["memory", true]] as const)("Blobs store (%s)", (_name, memory) => {
   let tmp: { path: string; remove(): Promise<void> }
