@@ -1,4 +1,4 @@
-import { createReadStream } from "node:fs"
+import { open } from "node:fs/promises"
 
 /** Everything `put` accepts. */
 export type PutInput = Uint8Array | AsyncIterable<Uint8Array> | ReadableStream<Uint8Array> | NodeJS.ReadableStream
@@ -19,9 +19,23 @@ export function normaliseInput(input: PutInput): NormalisedInput {
   throw new TypeError("put accepts a Uint8Array, an AsyncIterable<Uint8Array>, a Node Readable or a web ReadableStream")
 }
 
-/** A file as a stream of 1 MiB pieces. */
-export function fileSource(path: string): AsyncIterable<Uint8Array> {
-  return createReadStream(path, { highWaterMark: 1 << 20 })
+/**
+ * A file as a stream of pieces read into ONE reused 4 MiB buffer. Safe for the ingest path,
+ * which copies every piece before it asks for the next one; it saves an allocation (and the
+ * garbage) per piece that a Node ReadStream makes.
+ */
+export async function* fileSource(path: string): AsyncGenerator<Uint8Array> {
+  const fh = await open(path, "r")
+  try {
+    const buf = new Uint8Array(4 << 20)
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null)
+      if (bytesRead === 0) return
+      yield buf.subarray(0, bytesRead)
+    }
+  } finally {
+    await fh.close()
+  }
 }
 
 async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {

@@ -1,6 +1,9 @@
 import { CHUNK_AVG_BYTES, CHUNK_MAX_BYTES, CHUNK_MIN_BYTES } from "./constants.ts"
 import { GEAR } from "./gear.ts"
 
+/** The gear table shifted left once, for the two-bytes-per-step loop. */
+const GEAR_LS = Int32Array.from(GEAR, (g) => (g << 1) | 0)
+
 export interface FastCdcOptions {
   readonly min?: number
   readonly avg?: number
@@ -35,6 +38,8 @@ export class FastCdc {
   readonly max: number
   readonly #maskS: number
   readonly #maskL: number
+  readonly #maskSLs: number
+  readonly #maskLLs: number
   #len = 0
   #hash = 0
 
@@ -48,6 +53,8 @@ export class FastCdc {
     const bits = Math.round(Math.log2(this.avg))
     this.#maskS = highMask(Math.min(bits + 2, 30))
     this.#maskL = highMask(Math.max(bits - 2, 1))
+    this.#maskSLs = (this.#maskS << 1) | 0
+    this.#maskLLs = (this.#maskL << 1) | 0
   }
 
   /** Bytes in the chunk that is still open. */
@@ -62,6 +69,7 @@ export class FastCdc {
     const maskS = this.#maskS
     const maskL = this.#maskL
     const gear = GEAR
+    const gearLs = GEAR_LS
     const n = piece.length
     let len = this.#len
     let h = this.#hash
@@ -76,11 +84,27 @@ export class FastCdc {
       }
       const strict = len < avg
       const mask = strict ? maskS : maskL
+      const maskLs = strict ? this.#maskSLs : this.#maskLLs
       const stop = Math.min(n, pos + ((strict ? avg : max) - len))
+      // two bytes per step (fastcdc-rs 2020): after the first byte the hash is kept shifted
+      // left once more (gearLs = gear << 1), checked against mask << 1; no mask uses bit 31,
+      // so the cut points are exactly those of the one-byte loop
       let i = pos
-      for (; i < stop; i++) {
-        h = ((h << 1) + gear[piece[i]!]!) | 0
-        if ((h & mask) === 0) break
+      const pairs = stop - ((stop - pos) & 1)
+      for (; i < pairs; i += 2) {
+        h = ((h << 2) + gearLs[piece[i]!]!) | 0
+        if ((h & maskLs) === 0) break // a cut resets h, so its shifted form never leaks
+        h = (h + gear[piece[i + 1]!]!) | 0
+        if ((h & mask) === 0) {
+          i++
+          break
+        }
+      }
+      if (i >= pairs) {
+        for (; i < stop; i++) {
+          h = ((h << 1) + gear[piece[i]!]!) | 0
+          if ((h & mask) === 0) break
+        }
       }
       if (i < stop) {
         len += i + 1 - pos
