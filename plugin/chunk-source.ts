@@ -1,3 +1,4 @@
+import { bytesReader } from "../storage/chunk-store.ts"
 import type { LocalStore } from "../storage/local-store.ts"
 import type { ChunkReader, ChunkSource } from "../transfer/index.ts"
 
@@ -9,21 +10,10 @@ import type { ChunkReader, ChunkSource } from "../transfer/index.ts"
 export function storeChunkSource(store: LocalStore): ChunkSource {
   return {
     async open(hex: string): Promise<ChunkReader | undefined> {
-      const length = await store.chunks.lengthOf(hex)
-      if (length !== undefined) {
-        return {
-          length,
-          read: (offset, len) => store.chunks.readRange(hex, offset, len),
-          close: async () => {},
-        }
-      }
+      const chunk = await store.chunks.openRange(hex)
+      if (chunk) return chunk
       const manifest = await store.manifestBytes(hex)
-      if (manifest === undefined) return undefined
-      return {
-        length: manifest.length,
-        read: async (offset, len) => manifest.subarray(offset, offset + len),
-        close: async () => {},
-      }
+      return manifest === undefined ? undefined : bytesReader(manifest)
     },
   }
 }

@@ -11,8 +11,8 @@ export interface ChunkStore {
   read(hex: string, length?: number): Promise<Uint8Array | undefined>
   /** Length of the stored chunk, or undefined when absent. */
   lengthOf(hex: string): Promise<number | undefined>
-  /** Reads `length` bytes at `offset` (for serving peers without loading a whole chunk). */
-  readRange(hex: string, offset: number, length: number): Promise<Uint8Array>
+  /** Opens a chunk for reading in windows (serving peers without loading a whole chunk). */
+  openRange(hex: string): Promise<RangeReader | undefined>
   /** Writes atomically (tmp → optional fsync → rename). A no-op (false) when already present. */
   write(hex: string, bytes: Uint8Array): Promise<boolean>
   remove(hex: string): Promise<void>
@@ -23,6 +23,23 @@ export interface ChunkStore {
   /** Bytes currently stored. */
   bytes(): Promise<number>
   close(): Promise<void>
+}
+
+/** Random access to one stored chunk; close it when done. */
+export interface RangeReader {
+  readonly length: number
+  /** Up to `length` bytes at `offset` (fewer only at the end of the chunk). */
+  read(offset: number, length: number): Promise<Uint8Array>
+  close(): Promise<void>
+}
+
+/** A RangeReader over bytes already in memory. */
+export function bytesReader(bytes: Uint8Array): RangeReader {
+  return {
+    length: bytes.length,
+    read: async (offset, length) => bytes.subarray(offset, Math.min(bytes.length, offset + length)),
+    close: async () => {},
+  }
 }
 
 /** In-memory chunk storage (`Blobs.open({ memory: true })`). */
@@ -37,10 +54,9 @@ export class MemoryChunkStore implements ChunkStore {
   async lengthOf(hex: string) {
     return this.#map.get(hex)?.length
   }
-  async readRange(hex: string, offset: number, length: number) {
+  async openRange(hex: string) {
     const b = this.#map.get(hex)
-    if (b === undefined) throw new RangeError(`no chunk ${hex}`)
-    return b.subarray(offset, Math.min(b.length, offset + length))
+    return b === undefined ? undefined : bytesReader(b)
   }
   async write(hex: string, bytes: Uint8Array) {
     if (this.#map.has(hex)) return false

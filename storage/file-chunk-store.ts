@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto"
 import { constants, type FileHandle, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises"
 import { join } from "node:path"
 import { DiskFullError, StorageError } from "../storage/format/errors.ts"
-import type { ChunkStore } from "./chunk-store.ts"
+import type { ChunkStore, RangeReader } from "./chunk-store.ts"
 
 /** When chunk files are fsynced. `flush` (default): only at `flush()`; `always`: before every rename. */
 export type Durability = "flush" | "always"
@@ -76,14 +76,29 @@ export class FileChunkStore implements ChunkStore {
     }
   }
 
-  async readRange(hex: string, offset: number, length: number): Promise<Uint8Array> {
-    const fh = await open(this.#path(hex), constants.O_RDONLY)
+  /** One open file handle for the whole read (not an open per window). */
+  async openRange(hex: string): Promise<RangeReader | undefined> {
+    let fh: FileHandle
     try {
-      const out = new Uint8Array(length)
-      const { bytesRead } = await fh.read(out, 0, length, offset)
-      return out.subarray(0, bytesRead)
-    } finally {
-      await fh.close()
+      fh = await open(this.#path(hex), constants.O_RDONLY)
+    } catch (err) {
+      if (isNotFound(err)) return undefined
+      throw new StorageError("open", { cause: err })
+    }
+    const { size } = await fh.stat()
+    return {
+      length: size,
+      async read(offset, length) {
+        const out = new Uint8Array(Math.max(0, Math.min(length, size - offset)))
+        let got = 0
+        while (got < out.length) {
+          const { bytesRead } = await fh.read(out, got, out.length - got, offset + got)
+          if (bytesRead === 0) break
+          got += bytesRead
+        }
+        return out.subarray(0, got)
+      },
+      close: () => fh.close(),
     }
   }
 

@@ -2,7 +2,7 @@ import { ClassicLevel } from "classic-level"
 import * as Schema from "effect/Schema"
 import { StorageError } from "./format/errors.ts"
 import type { BlobCommit, BlobIndex, BlobMeta } from "./blob-index.ts"
-import type { ChunkStore } from "./chunk-store.ts"
+import { bytesReader, type ChunkStore } from "./chunk-store.ts"
 
 /** Persisted records are decoded at the boundary: a damaged record is an error, not a crash later. */
 const MetaSchema = Schema.Struct({
@@ -48,10 +48,9 @@ export class LevelBlobIndex implements BlobIndex {
       has: async (hex) => this.#getSync(`c!${hex}`) !== undefined,
       read: get,
       lengthOf: async (hex) => (await get(hex))?.length,
-      readRange: async (hex, offset, length) => {
+      openRange: async (hex) => {
         const v = await get(hex)
-        if (v === undefined) throw new StorageError("read", { cause: new Error(`no small chunk ${hex}`) })
-        return v.subarray(offset, offset + length)
+        return v === undefined ? undefined : bytesReader(v)
       },
       write: async (hex, bytes) => {
         if (this.#getSync(`c!${hex}`) !== undefined) return false

@@ -28,8 +28,8 @@ export class TieredChunkStore implements ChunkStore {
   async lengthOf(hex: string) {
     return (await this.small.lengthOf(hex)) ?? this.large.lengthOf(hex)
   }
-  async readRange(hex: string, offset: number, length: number) {
-    return (await this.small.has(hex)) ? this.small.readRange(hex, offset, length) : this.large.readRange(hex, offset, length)
+  async openRange(hex: string) {
+    return (await this.small.openRange(hex)) ?? this.large.openRange(hex)
   }
   async write(hex: string, bytes: Uint8Array) {
     // each tier's write is a no-op when the chunk is already there
