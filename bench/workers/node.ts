@@ -6,7 +6,8 @@
  *
  *   node --import tsx bench/workers/node.ts
  */
-import { mkdir, rm } from "node:fs/promises"
+import { mkdir, open, rename, rm } from "node:fs/promises"
+import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { connect } from "@nats-io/transport-node"
 import type { NatsConnection } from "@nats-io/nats-core"
@@ -217,6 +218,30 @@ const handlers: Record<string, (a: Args) => Promise<unknown>> = {
 
   async stats(a) {
     return nodeOf(a.name).blobs.mesh!.sender.stats()
+  },
+
+  /**
+   * The receiver's storage floor without any network: writes `size` bytes as 4 MiB files
+   * (open, write, close, rename, like the chunk store) under `dir`, then removes them.
+   */
+  async diskWrite(a) {
+    const piece = seededBytes(4 << 20, a.seed)
+    await mkdir(a.dir, { recursive: true })
+    const u0 = process.resourceUsage()
+    const t0 = now()
+    for (let off = 0, i = 0; off < a.size; off += piece.length, i++) {
+      const path = join(a.dir, `c${i}`)
+      const fh = await open(`${path}.tmp`, "w")
+      const len = Math.min(piece.length, a.size - off)
+      let done = 0
+      while (done < len) done += (await fh.write(piece, done, len - done)).bytesWritten
+      await fh.close()
+      await rename(`${path}.tmp`, path)
+    }
+    const ms = now() - t0
+    const u1 = process.resourceUsage()
+    await rm(a.dir, { recursive: true, force: true })
+    return { ms, cpuS: (u1.userCPUTime + u1.systemCPUTime - u0.userCPUTime - u0.systemCPUTime) / 1e6 }
   },
 
   /** Peak and current RSS, and CPU seconds used by this process so far (user + system). */
