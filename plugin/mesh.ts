@@ -6,6 +6,7 @@ import { toHex } from "../storage/format/hex.ts"
 import { decodeManifest, type ManifestEntry } from "../storage/format/manifest.ts"
 import type { LocalStore } from "../storage/local-store.ts"
 import { BATCH_CHUNK_MAX_BYTES, ChunkReceiver, fetchBatch, type Sender, serveBatches, startSender } from "../transfer/index.ts"
+import { BufferPool } from "./buffer-pool.ts"
 import { ByteBudget } from "./byte-budget.ts"
 import { storeChunkSource } from "./chunk-source.ts"
 import { forEachBounded } from "./concurrency.ts"
@@ -65,6 +66,7 @@ export class Mesh {
   readonly batches: { served(): number; close(): void }
   readonly #budget: ByteBudget
   readonly #avoid = new Map<string, number>()
+  readonly #pool = new BufferPool(12)
   /** Holders abandoned or blamed, by error code (for operators and tests). */
   readonly holderFailures: Record<string, number> = {}
   readonly #opts: Required<Omit<AttachOptions, "zone" | "nats" | "folds">> & { zone?: string }
@@ -126,15 +128,20 @@ export class Mesh {
     if (!this.#closed) this.folds.recordRead(ref.hex)
   }
 
-  /** Live holders for a chunk: peers holding the chunk itself first, then holders of the whole blob. */
-  holdersFor(chunkHex: string, blobHex: string): string[] {
+  /**
+   * Live holders to ask for a chunk, in order: peers that hold the chunk itself (readers
+   * part-way through the blob) first, then holders of the whole blob, each group rotated by
+   * `spread` among its nearest three. Asking peers first is what keeps many readers of one
+   * blob from all asking its producer. Holders that failed us recently go last.
+   */
+  holdersFor(chunkHex: string, blobHex: string, spread = 0): string[] {
+    const peers = this.folds.nearestHolders(chunkHex)
+    const whole = blobHex === chunkHex ? [] : this.folds.nearestHolders(blobHex).filter((h) => !peers.includes(h))
     const now = Date.now()
-    const out: string[] = []
-    for (const h of [...this.folds.nearestHolders(chunkHex), ...(blobHex === chunkHex ? [] : this.folds.nearestHolders(blobHex))]) {
-      if (!out.includes(h)) out.push(h)
-    }
-    const fresh = out.filter((h) => (this.#avoid.get(h) ?? 0) < now)
-    return fresh.length > 0 ? fresh : out
+    const ok = (h: string) => (this.#avoid.get(h) ?? 0) < now
+    const ordered = [...rotate(peers.filter(ok), spread), ...rotate(whole.filter(ok), spread)]
+    const avoided = [...peers, ...whole].filter((h) => !ok(h))
+    return [...ordered, ...avoided]
   }
 
   /** Waits (bounded) until some holder of the blob is known; NO_HOLDER otherwise. */
@@ -148,10 +155,11 @@ export class Mesh {
   }
 
   /** Fetches one chunk (verified) from the nearest holders, spreading by `spread` over close peers. */
-  async #fetchChunk(hex: string, blobHex: string, expectedLength: number | undefined, spread: number, sources: ReadSources, signal: AbortSignal): Promise<Uint8Array> {
+  async #fetchChunk(hex: string, blobHex: string, expectedLength: number | undefined, spread: number, sources: ReadSources, signal: AbortSignal, into?: (length: number) => Uint8Array): Promise<Uint8Array> {
     const report = await this.receiver.fetch({
       hash: hex,
-      holders: () => rotate(this.holdersFor(hex, blobHex), spread),
+      holders: () => this.holdersFor(hex, blobHex, spread),
+      ...(into ? { into } : {}),
       hashBackend: this.store.hasher,
       ...(expectedLength === undefined ? {} : { expectedLength }),
       idleTimeoutMs: this.#opts.idleTimeoutMs,
@@ -176,6 +184,22 @@ export class Mesh {
       this.folds.have([entry.hex], "chunk")
     }
     return bytes
+  }
+
+  /** Fetches a chunk into pooled buffers and stores it (never cached: the buffer is reused). */
+  async #storeChunk(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal): Promise<void> {
+    const taken: Uint8Array[] = []
+    try {
+      const bytes = await this.#fetchChunk(hex, blobHex, length, spread, sources, signal, (n) => {
+        const b = this.#pool.take(n)
+        taken.push(b)
+        return b
+      })
+      await this.store.storeVerifiedChunk(hex, bytes, { cache: false })
+      this.folds.have([hex], "chunk")
+    } finally {
+      for (const b of taken) this.#pool.release(b)
+    }
   }
 
   async #manifestOf(ref: BlobRef, sources: ReadSources, signal: AbortSignal): Promise<{ bytes: Uint8Array; entries: readonly ManifestEntry[] }> {
@@ -274,7 +298,7 @@ export class Mesh {
         const len = manifest.entries[i]!.length
         await this.#budget.acquire(len, s)
         try {
-          if (!(await this.store.hasChunk(hexes[i]!, len))) await this.#chunk({ hex: hexes[i]!, length: len }, ref.hex, i, sources, s)
+          if (!(await this.store.hasChunk(hexes[i]!, len))) await this.#storeChunk(hexes[i]!, len, ref.hex, i, sources, s)
           options.onBytes?.(len)
         } finally {
           this.#budget.release(len)

@@ -313,10 +313,11 @@ export class LocalStore {
    * Stores chunk bytes already verified by the caller (a mesh transfer) and returns once
    * they are on disk. They stay unreferenced (swept as orphans) until a blob commit.
    */
-  storeVerifiedChunk(hex: string, bytes: Uint8Array): Promise<void> {
+  storeVerifiedChunk(hex: string, bytes: Uint8Array, options: { cache?: boolean } = {}): Promise<void> {
     return this.track(async () => {
       if (await this.chunks.write(hex, bytes)) this.counters.bytesStoredNew += bytes.length
-      this.cache.set(hex, bytes)
+      // a caller reusing `bytes` (a pooled buffer) must not leave it in the cache
+      if (options.cache ?? true) this.cache.set(hex, bytes)
     })
   }
 

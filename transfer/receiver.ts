@@ -44,6 +44,12 @@ export interface FetchChunkOptions {
   readonly maxAttempts?: number
   /** Called as in-order bytes arrive, with the holder that sent them. */
   readonly onBytes?: (n: number, holder: string) => void
+  /**
+   * Supplies the buffer a chunk of `length` bytes is assembled in (≥ length). The caller owns
+   * it: reusing buffers from a pool saves a fresh allocation and its page faults per chunk.
+   * The returned `bytes` are then a view of it.
+   */
+  readonly into?: (length: number) => Uint8Array
   /** Called when a holder is abandoned or blamed (the plugin may feed this back to placement). */
   readonly onHolderFailure?: (holder: string, error: DatafortsError) => void
 }
@@ -464,7 +470,7 @@ class Fetch {
   }
 
   #reset(length: number): void {
-    this.#buf = new Reassembly(length)
+    this.#buf = new Reassembly(length, this.#o.into?.(length))
     this.#hasher = this.#o.hashBackend.create()
     this.#hashed = 0
     this.#contributors.clear()

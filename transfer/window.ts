@@ -24,8 +24,9 @@ export class Reassembly {
   readonly bytes: Uint8Array
   #contiguous = 0
 
-  constructor(readonly length: number) {
-    this.bytes = new Uint8Array(length)
+  /** `backing` (≥ length bytes, e.g. from a pool) avoids a fresh allocation's page faults. */
+  constructor(readonly length: number, backing?: Uint8Array) {
+    this.bytes = backing === undefined ? new Uint8Array(length) : backing.subarray(0, length)
   }
 
   /** Bytes [0, contiguous) are received, in order. */
