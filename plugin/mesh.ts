@@ -156,6 +156,21 @@ export class Mesh {
 
   /** Fetches one chunk (verified) from the nearest holders, spreading by `spread` over close peers. */
   async #fetchChunk(hex: string, blobHex: string, expectedLength: number | undefined, spread: number, sources: ReadSources, signal: AbortSignal, into?: (length: number) => Uint8Array): Promise<Uint8Array> {
+    // in a cluster a holder's subscription can reach our server after its adverts did ("no
+    // responders" for a moment): retry NO_HOLDER while live holders are known, within the
+    // discovery timeout
+    const deadline = Date.now() + this.#opts.discoveryTimeoutMs
+    for (;;) {
+      try {
+        return await this.#fetchChunkOnce(hex, blobHex, expectedLength, spread, sources, signal, into)
+      } catch (err) {
+        if (!(err instanceof NoHolderError) || Date.now() > deadline || signal.aborted || this.holdersFor(hex, blobHex).length === 0) throw err
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+  }
+
+  async #fetchChunkOnce(hex: string, blobHex: string, expectedLength: number | undefined, spread: number, sources: ReadSources, signal: AbortSignal, into?: (length: number) => Uint8Array): Promise<Uint8Array> {
     const report = await this.receiver.fetch({
       hash: hex,
       holders: () => this.holdersFor(hex, blobHex, spread),
