@@ -110,6 +110,10 @@ export async function readDirManifest(blobs: Blobs, ref: BlobRef | string, optio
   return decodeDirManifest(await blobs.get(r, options))
 }
 
+/** Files per pipelined group in fetchDir, and groups in flight. */
+const FILE_GROUP = 512
+const GROUPS_IN_FLIGHT = 3
+
 /** Files up to this size are written with synchronous calls. */
 const SMALL_FILE_SYNC_BYTES = 64 * 1024
 
@@ -177,22 +181,39 @@ export async function fetchDir(blobs: Blobs, root: BlobRef | string, dest: strin
     let items = 0
     // directories first (parents precede children in the plan), writable until the end
     for (const e of plan) if (e.entry.kind === "dir") await mkdir(join(tmp, e.path), { mode: 0o700 })
-    // small files arrive in batches (one round trip per few hundred), the rest one by one below
-    await blobs.mesh?.ensureLocal(
-      files.map((e) => (e.entry as { ref: BlobRef }).ref),
-      { ...(options.signal ? { signal: options.signal } : {}), ...(options.sources ? { sources: options.sources } : {}) },
-    )
+    // files go in groups: a group's small files arrive in batches (one round trip per few
+    // hundred) while earlier groups are being written, so network and disk overlap
+    const groups: TreeEntry[][] = []
+    for (let i = 0; i < files.length; i += FILE_GROUP) groups.push(files.slice(i, i + FILE_GROUP))
+    const perGroup = Math.max(1, Math.ceil((options.concurrency ?? 64) / GROUPS_IN_FLIGHT))
     await forEachBounded(
-      files,
-      options.concurrency ?? 64,
-      async (e, signal) => {
-        const entry = e.entry as Extract<DirEntry, { kind: "file" }>
-        await writeFileExclusive(blobs, entry.ref, join(tmp, e.path), entry.mode, signal, options.sources, (n) => {
-          bytes += n
-          report({ bytes, totalBytes, items, totalItems: files.length })
-        })
-        items++
-        report({ bytes, totalBytes, items, totalItems: files.length })
+      groups,
+      GROUPS_IN_FLIGHT,
+      async (group, signal) => {
+        const refs = group.map((e) => (e.entry as { ref: BlobRef }).ref)
+        // bytes fetched in a batch are counted by ensureLocal; the rest where they are read
+        const batched = new Set<string>()
+        if (blobs.mesh) {
+          const before = new Set<string>()
+          for (const r of refs) if (await blobs.store.hasBlob(r)) before.add(r.hex)
+          const missing = new Set((await blobs.mesh.ensureLocal(refs, { signal, ...(options.sources ? { sources: options.sources } : {}) })).map((r) => r.hex))
+          for (const r of refs) if (!before.has(r.hex) && !missing.has(r.hex)) batched.add(r.hex)
+        }
+        await forEachBounded(
+          group,
+          perGroup,
+          async (e, s) => {
+            const entry = e.entry as Extract<DirEntry, { kind: "file" }>
+            const sources = batched.has(entry.ref.hex) ? undefined : options.sources
+            await writeFileExclusive(blobs, entry.ref, join(tmp, e.path), entry.mode, s, sources, (n) => {
+              bytes += n
+              report({ bytes, totalBytes, items, totalItems: files.length })
+            })
+            items++
+            report({ bytes, totalBytes, items, totalItems: files.length })
+          },
+          signal,
+        )
       },
       options.signal,
     )

@@ -51,28 +51,15 @@ export class FileChunkStore implements ChunkStore {
   }
 
   async read(hex: string): Promise<Uint8Array | undefined> {
-    let fh: FileHandle
-    try {
-      fh = await open(this.#path(hex), constants.O_RDONLY)
-    } catch (err) {
-      if (isNotFound(err)) return undefined
-      throw new StorageError("open", { cause: err })
-    }
+    const reader = await this.openRange(hex)
+    if (reader === undefined) return undefined
     try {
       // one allocation of the exact size, filled by positional reads (readFile grows buffers)
-      const { size } = await fh.stat()
-      const out = new Uint8Array(size)
-      let off = 0
-      while (off < size) {
-        const { bytesRead } = await fh.read(out, off, size - off, off)
-        if (bytesRead === 0) break
-        off += bytesRead
-      }
-      return off === size ? out : out.subarray(0, off)
+      return await reader.read(0, reader.length)
     } catch (err) {
       throw new StorageError("read", { cause: err })
     } finally {
-      await fh.close()
+      await reader.close()
     }
   }
 

@@ -5,8 +5,7 @@ import { seededBytes } from "../support/bytes.ts"
 import { type NatsServerHandle, startNatsServer } from "../support/nats-server.ts"
 import { freshPrefix, startNode, type TestNode } from "../support/nodes.ts"
 import { until } from "../support/poll.ts"
-
-const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
+import { sameBytes } from "../support/expect.ts"
 
 /** True once a message published on `from` reaches a subscriber on `to` (routes are up). */
 async function routed(from: string, to: string): Promise<boolean> {
@@ -48,11 +47,11 @@ describe("a 3-server NATS cluster (routes on loopback)", () => {
     const bytes = seededBytes(20 << 20, 77)
     const ref = await a!.blobs.put(bytes)
     const fromA: ReadSources = { cache: 0, disk: 0, peers: {} }
-    expect(same(await c!.blobs.get(ref, { sources: fromA }), bytes)).toBe(true)
+    expect(sameBytes(await c!.blobs.get(ref, { sources: fromA }), bytes)).toBe(true)
     expect(fromA.peers.n0).toBeGreaterThan(0)
     await a!.stop()
     const fromC: ReadSources = { cache: 0, disk: 0, peers: {} }
-    expect(same(await b!.blobs.get(ref, { sources: fromC }), bytes)).toBe(true)
+    expect(sameBytes(await b!.blobs.get(ref, { sources: fromC }), bytes)).toBe(true)
     expect(Object.keys(fromC.peers)).toEqual(["n2"])
   })
 })

@@ -9,8 +9,7 @@ import { spawnTs } from "../support/child.ts"
 import { freshPrefix, startNode, type TestNode } from "../support/nodes.ts"
 import { until } from "../support/poll.ts"
 import { tempDir } from "../support/temp.ts"
-
-const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
+import { sameBytes } from "../support/expect.ts"
 
 async function chunkFiles(dir: string): Promise<string[]> {
   const out: string[] = []
@@ -82,7 +81,7 @@ describe("mesh faults", () => {
     }
     await until(() => reader!.blobs.mesh!.folds.holdersOf(ref.hex).length === 2, "both holders known")
     const sources: ReadSources = { cache: 0, disk: 0, peers: {} }
-    expect(same(await reader!.blobs.get(ref, { sources }), bytes)).toBe(true)
+    expect(sameBytes(await reader!.blobs.get(ref, { sources }), bytes)).toBe(true)
     expect(reader!.blobs.mesh!.receiver.stats().integrityFailures).toBeGreaterThan(0)
   })
 
@@ -107,7 +106,7 @@ describe("mesh faults", () => {
     expect((await honest!.blobs.put(bytes)).equals(ref)).toBe(true)
     await until(() => reader!.blobs.mesh!.folds.holdersOf(ref.hex).length === 2, "both holders known")
     const sources: ReadSources = { cache: 0, disk: 0, peers: {} }
-    expect(same(await reader!.blobs.get(ref, { sources }), bytes)).toBe(true)
+    expect(sameBytes(await reader!.blobs.get(ref, { sources }), bytes)).toBe(true)
     expect(sources.peers).toEqual({ honest: bytes.length })
   })
 })

@@ -4,17 +4,7 @@ import { CHUNK_AVG_BYTES, CHUNK_MAX_BYTES, CHUNK_MIN_BYTES } from "../../storage
 import { seededBytes } from "../support/bytes.ts"
 import { freshPrefix, startNode, type TestNode } from "../support/nodes.ts"
 import { until } from "../support/poll.ts"
-
-const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p
-  } catch (e) {
-    return (e as { code?: string }).code
-  }
-  return undefined
-}
+import { codeOf, sameBytes } from "../support/expect.ts"
 
 describe("get from the nearest holders over NATS", () => {
   const nodes: TestNode[] = []
@@ -34,7 +24,7 @@ describe("get from the nearest holders over NATS", () => {
     for (const [i, ref] of refs.entries()) {
       const sources: ReadSources = { cache: 0, disk: 0, peers: {} }
       const got = await c!.blobs.get(ref, { sources })
-      expect(same(got, payloads[i]!), `size ${sizes[i]}`).toBe(true)
+      expect(sameBytes(got, payloads[i]!), `size ${sizes[i]}`).toBe(true)
       if (sizes[i]! > 0) expect(sources.peers.a ?? 0).toBeGreaterThan(0)
       expect((await c!.blobs.stat(ref)).size).toBe(sizes[i])
     }
@@ -44,7 +34,7 @@ describe("get from the nearest holders over NATS", () => {
     nodes.push(d)
     for (const [i, ref] of refs.entries()) {
       const sources: ReadSources = { cache: 0, disk: 0, peers: {} }
-      expect(same(await d.blobs.get(ref, { sources }), payloads[i]!)).toBe(true)
+      expect(sameBytes(await d.blobs.get(ref, { sources }), payloads[i]!)).toBe(true)
       if (sizes[i]! > 0) expect(Object.keys(sources.peers)).toEqual(["c"])
     }
   })
@@ -59,7 +49,7 @@ describe("get from the nearest holders over NATS", () => {
     expect(sources.peers.a).toBeGreaterThanOrEqual(bytes.length)
     await until(() => a!.blobs.mesh!.folds.holdersOf(ref.hex).includes("b"), "a learns b holds it")
     const again: ReadSources = { cache: 0, disk: 0, peers: {} }
-    expect(same(await b!.blobs.get(ref, { sources: again }), bytes)).toBe(true)
+    expect(sameBytes(await b!.blobs.get(ref, { sources: again }), bytes)).toBe(true)
     expect(again.peers).toEqual({})
     expect(again.cache + again.disk).toBe(bytes.length)
   })

@@ -8,19 +8,9 @@ import { loadHashBackend } from "../../storage/format/hasher.ts"
 import { toHex } from "../../storage/format/hex.ts"
 import { seededBytes } from "../support/bytes.ts"
 import { tempDir } from "../support/temp.ts"
+import { codeOf, sameBytes } from "../support/expect.ts"
 
 const SIZES = [0, 1, CHUNK_MIN_BYTES - 1, CHUNK_MIN_BYTES, CHUNK_AVG_BYTES, CHUNK_MAX_BYTES, CHUNK_MAX_BYTES + 1, 3 * CHUNK_MAX_BYTES + 7]
-
-async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string | undefined> {
-  try {
-    await (typeof p === "function" ? p() : p)
-  } catch (e) {
-    return (e as { code?: string }).code
-  }
-  return undefined
-}
-
-const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
 
 async function* pieces(bytes: Uint8Array, size: number) {
   for (let o = 0; o < bytes.length; o += size) yield bytes.slice(o, o + size)
@@ -37,7 +27,6 @@ const inputKinds: Array<[string, (b: Uint8Array, dir: string) => Promise<PutInpu
     return { file }
   }],
 ]
-
 
 describe.each([["durable", false], ["memory", true]] as const)("Blobs store (%s)", (_name, memory) => {
   let tmp: { path: string; remove(): Promise<void> }
@@ -61,7 +50,7 @@ describe.each([["durable", false], ["memory", true]] as const)("Blobs store (%s)
         expect(ref.size, `${kind} ${size}`).toBe(size)
         expected ??= ref
         expect(ref.equals(expected), `${kind} ${size} gives the same ref`).toBe(true)
-        expect(same(await blobs.get(ref), bytes), `${kind} ${size} bytes`).toBe(true)
+        expect(sameBytes(await blobs.get(ref), bytes), `${kind} ${size} bytes`).toBe(true)
       }
     }
   })
@@ -117,7 +106,7 @@ describe.each([["durable", false], ["memory", true]] as const)("Blobs store (%s)
     expect(st.tags).toEqual({ version: "v3" })
     expect(await blobs.delete(a)).toBe(true)
     expect(await codeOf(blobs.stat(a))).toBe("NOT_FOUND")
-    expect(same(await blobs.get(b), longer)).toBe(true)
+    expect(sameBytes(await blobs.get(b), longer)).toBe(true)
     expect(await blobs.delete(a)).toBe(false)
   })
 
@@ -160,7 +149,7 @@ describe.each([["durable", false], ["memory", true]] as const)("Blobs store (%s)
     const out = join(tmp.path, "out.bin")
     const seen: number[] = []
     await blobs.getToFile(ref, out, { onProgress: (p) => seen.push(p.bytes) })
-    expect(same(await readFile(out), bytes)).toBe(true)
+    expect(sameBytes(await readFile(out), bytes)).toBe(true)
     expect(seen.at(-1)).toBe(bytes.length)
     const missing = join(tmp.path, "missing.bin")
     expect(await codeOf(blobs.getToFile(`df1-chunk-3-${"cd".repeat(32)}`, missing))).toBe("NOT_FOUND")
@@ -202,7 +191,7 @@ describe("Blobs store on disk", () => {
     expect(await codeOf(blobs.get(ref))).toBe("INTEGRITY")
     // the corrupt file is dropped, so putting the bytes again heals the store
     await blobs.put(bytes)
-    expect(same(await blobs.get(ref), bytes)).toBe(true)
+    expect(sameBytes(await blobs.get(ref), bytes)).toBe(true)
     await blobs.close()
   })
 
@@ -225,7 +214,7 @@ describe("Blobs store on disk", () => {
     await blobs.flush()
     await blobs.close()
     blobs = await Blobs.open({ dir })
-    expect(same(await blobs.get(ref), bytes)).toBe(true)
+    expect(sameBytes(await blobs.get(ref), bytes)).toBe(true)
     expect((await blobs.stat(ref)).tags).toEqual({ a: "b" })
     await blobs.close()
     expect((await stat(join(dir, "index"))).isDirectory()).toBe(true)

@@ -6,15 +6,7 @@ import { DIR_MAGIC, encodeDirManifest } from "../../storage/format/dir-manifest.
 import { seededBytes } from "../support/bytes.ts"
 import { tempDir } from "../support/temp.ts"
 import { describeTree, makeTree } from "../support/tree.ts"
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p
-  } catch (e) {
-    return (e as { code?: string }).code
-  }
-  return undefined
-}
+import { codeOf } from "../support/expect.ts"
 
 async function countChunks(blobs: Blobs): Promise<number> {
   let n = 0

@@ -6,15 +6,7 @@ import {
   encodeBatchReply,
   encodeBatchRequest,
 } from "../../transfer/batch.ts"
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn()
-  } catch (e) {
-    return (e as { code?: string }).code
-  }
-  return undefined
-}
+import { codeOfSync } from "../support/expect.ts"
 
 describe("small-chunk batch codec", () => {
   it("pins the request and reply bytes (test vectors in docs/PROTOCOL.md)", () => {
@@ -32,17 +24,17 @@ describe("small-chunk batch codec", () => {
   })
 
   it("rejects malformed requests and replies with PROTOCOL", () => {
-    expect(codeOf(() => decodeBatchRequest(new Uint8Array([1, 0, 2, 0])))).toBe("PROTOCOL")
-    expect(codeOf(() => decodeBatchRequest(new Uint8Array([9, 0, 0])))).toBe("PROTOCOL")
+    expect(codeOfSync(() => decodeBatchRequest(new Uint8Array([1, 0, 2, 0])))).toBe("PROTOCOL")
+    expect(codeOfSync(() => decodeBatchRequest(new Uint8Array([9, 0, 0])))).toBe("PROTOCOL")
     const good = encodeBatchReply([{ status: 0, bytes: new Uint8Array(4) }])
-    expect(codeOf(() => decodeBatchReply(good.subarray(0, good.length - 1), 1))).toBe("PROTOCOL")
-    expect(codeOf(() => decodeBatchReply(good, 2))).toBe("PROTOCOL")
+    expect(codeOfSync(() => decodeBatchReply(good.subarray(0, good.length - 1), 1))).toBe("PROTOCOL")
+    expect(codeOfSync(() => decodeBatchReply(good, 2))).toBe("PROTOCOL")
     const trailing = new Uint8Array(good.length + 1)
     trailing.set(good)
-    expect(codeOf(() => decodeBatchReply(trailing, 1))).toBe("PROTOCOL")
+    expect(codeOfSync(() => decodeBatchReply(trailing, 1))).toBe("PROTOCOL")
     const liar = good.slice()
     new DataView(liar.buffer).setUint32(4, BATCH_CHUNK_MAX_BYTES + 1)
-    expect(codeOf(() => decodeBatchReply(liar, 1))).toBe("PROTOCOL")
-    expect(codeOf(() => decodeBatchReply(new Uint8Array([1, 0, 1, 7]), 1))).toBe("PROTOCOL")
+    expect(codeOfSync(() => decodeBatchReply(liar, 1))).toBe("PROTOCOL")
+    expect(codeOfSync(() => decodeBatchReply(new Uint8Array([1, 0, 1, 7]), 1))).toBe("PROTOCOL")
   })
 })
