@@ -1,5 +1,4 @@
-import { closeSync, fchmodSync, openSync, writeSync } from "node:fs"
-import { chmod, lstat, mkdir, open, readdir, readlink, symlink } from "node:fs/promises"
+import { chmod, lstat, mkdir, open, readdir, readlink, symlink, writeFile } from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
 import { BlobRef } from "../storage/format/blob-ref.ts"
 import {
@@ -114,8 +113,14 @@ export async function readDirManifest(blobs: Blobs, ref: BlobRef | string, optio
 const FILE_GROUP = 512
 const GROUPS_IN_FLIGHT = 3
 
-/** Files up to this size are written with synchronous calls. */
-const SMALL_FILE_SYNC_BYTES = 64 * 1024
+/** Files up to this size are fetched whole and written in one call. */
+const SMALL_FILE_BYTES = 64 * 1024
+/** The process umask (read once; restored at once). */
+const UMASK = (() => {
+  const m = process.umask(0)
+  process.umask(m)
+  return m
+})()
 
 /** Directory manifests fetched ahead during a walk. */
 const PREFETCH_DIRS = 64
@@ -268,17 +273,14 @@ async function planTree(blobs: Blobs, root: BlobRef, signal?: AbortSignal): Prom
 }
 
 async function writeFileExclusive(blobs: Blobs, ref: BlobRef, path: string, mode: number, signal: AbortSignal, sources: ReadSources | undefined, onBytes: (n: number) => void): Promise<void> {
-  if (ref.size <= SMALL_FILE_SYNC_BYTES) {
+  if (ref.size <= SMALL_FILE_BYTES) {
     const bytes = await blobs.get(ref, { signal, ...(sources ? { sources } : {}) })
-    // small files synchronously: three syscalls in place of four threadpool round trips
-    // each; a tree of tiny files is bound by per-file cost, and this blocks ≲ 0.1 ms
-    const fd = openSync(path, "wx", mode & 0o7777)
-    try {
-      writeSync(fd, bytes)
-      fchmodSync(fd, mode & 0o7777) // the umask must not narrow the stored mode
-    } finally {
-      closeSync(fd)
-    }
+    // one threadpool job (open O_EXCL, write, close): creating files is kernel work bound by
+    // the filesystem (~0.3 ms each here), so it runs on the pool's threads in parallel
+    // instead of on the event loop; "wx" never follows or overwrites anything, links included
+    await writeFile(path, bytes, { flag: "wx", mode: mode & 0o7777 })
+    // the umask may have narrowed the stored mode
+    if ((mode & 0o7777 & UMASK) !== 0) await chmod(path, mode & 0o7777)
     onBytes(bytes.length)
     return
   }
