@@ -35,8 +35,6 @@ export interface PutOptions {
   onBytes?: (bytes: number) => void
   /** Internal: the caller's pieces are never reused (a whole Uint8Array). */
   stable?: boolean
-  /** Internal: store as a directory manifest (single chunk). */
-  kind?: BlobKind
   /** Expected size, when known (sizes the chunk buffers). */
   sizeHint?: number
 }
@@ -102,7 +100,6 @@ export class LocalStore {
     readonly index: BlobIndex,
     readonly cache: MemoryCache,
     readonly hasher: HashBackend,
-    readonly durable: boolean,
   ) {}
 
   static async open(options: LocalStoreOptions): Promise<LocalStore> {
@@ -110,12 +107,12 @@ export class LocalStore {
     const cache = new MemoryCache(options.cacheBytes ?? defaultCacheBytes())
     if (options.dir === undefined) {
       if (!options.memory) throw new TypeError("Blobs.open needs { dir } or { memory: true }")
-      return new LocalStore(new MemoryChunkStore(), new MemoryBlobIndex(), cache, hasher, false)
+      return new LocalStore(new MemoryChunkStore(), new MemoryBlobIndex(), cache, hasher)
     }
     const files = await FileChunkStore.open(options.dir, options.durability)
     const index = await LevelBlobIndex.open(join(options.dir, "index"))
     const chunks = new TieredChunkStore(index.smallChunks(), files, SMALL_CHUNK_BYTES)
-    const store = new LocalStore(chunks, index, cache, hasher, true)
+    const store = new LocalStore(chunks, index, cache, hasher)
     // a store not closed cleanly may hold chunk files no blob references yet (a killed put)
     if (await index.markOpen()) await store.sweepOrphans()
     return store
@@ -197,9 +194,8 @@ export class LocalStore {
       if (failure) throw failure
       throwIfAborted(options.signal)
       this.counters.bytesIngested += size
-      const kind: BlobKind = options.kind ?? (entries.length === 1 ? "chunk" : "manifest")
       if (entries.length === 1) {
-        const ref = BlobRef.of(kind, size, entries[0]!.hash)
+        const ref = BlobRef.of("chunk", size, entries[0]!.hash)
         await this.#commit(ref, undefined, [ref.hex], options.tags, inlineCandidate)
         return ref
       }
@@ -231,15 +227,27 @@ export class LocalStore {
     return this.track(async () => {
       if (bytes.length > CHUNK_MAX_BYTES) throw new TooLargeError(kind, bytes.length, CHUNK_MAX_BYTES)
       const ref = BlobRef.of(kind, bytes.length, this.hasher.hash(bytes))
-      this.#pins.add(ref.hex)
-      try {
-        await this.chunks.write(ref.hex, bytes)
-        await this.#commit(ref, undefined, [ref.hex], options.tags)
-      } finally {
-        this.#pins.release(ref.hex)
-      }
+      await this.#commitOneChunk(ref, bytes, options.tags)
       return ref
     })
+  }
+
+  /**
+   * Stores and commits a blob that is exactly one chunk whose bytes are in hand: small ones
+   * ride in the commit batch (indexes that keep small chunks), others are written first.
+   */
+  async #commitOneChunk(ref: BlobRef, bytes: Uint8Array, tags?: Record<string, string>): Promise<void> {
+    this.#pins.add(ref.hex)
+    try {
+      if (this.index.inlinesChunks && bytes.length <= SMALL_CHUNK_BYTES) {
+        await this.#commit(ref, undefined, [ref.hex], tags, { hex: ref.hex, bytes })
+      } else {
+        if (await this.chunks.write(ref.hex, bytes)) this.counters.bytesStoredNew += bytes.length
+        await this.#commit(ref, undefined, [ref.hex], tags)
+      }
+    } finally {
+      this.#pins.release(ref.hex)
+    }
   }
 
   /**
@@ -324,17 +332,7 @@ export class LocalStore {
   /** Stores and commits a one-chunk blob that arrived verified from a peer (small ones in one batch). */
   commitFetchedChunk(ref: BlobRef, bytes: Uint8Array): Promise<void> {
     return this.track(async () => {
-      if (this.index.inlinesChunks && bytes.length <= SMALL_CHUNK_BYTES) {
-        this.#pins.add(ref.hex)
-        try {
-          await this.#commit(ref, undefined, [ref.hex], undefined, { hex: ref.hex, bytes })
-        } finally {
-          this.#pins.release(ref.hex)
-        }
-      } else {
-        if (await this.chunks.write(ref.hex, bytes)) this.counters.bytesStoredNew += bytes.length
-        await this.#commit(ref, undefined, [ref.hex])
-      }
+      await this.#commitOneChunk(ref, bytes)
       this.cache.set(ref.hex, bytes)
     })
   }

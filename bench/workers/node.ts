@@ -13,8 +13,8 @@ import { connect } from "@nats-io/transport-node"
 import type { NatsConnection } from "@nats-io/nats-core"
 import { BlobRef, Blobs, fetchBlob, type ReadSources } from "../../plugin/index.ts"
 import { seededBytes, seededStream } from "../../test/support/bytes.ts"
+import { now } from "./measure.ts"
 
-const now = (): number => performance.timeOrigin + performance.now()
 
 interface Node {
   nc: NatsConnection

@@ -8,19 +8,13 @@
  *     → { ms, bytes, cpuS, maxRssMiB }   (reads .data to the end, checks .error, then destroys the bucket)
  */
 import { connect } from "@nats-io/transport-node"
+import { cpuS, exitWithDriver, maxRssMiB, now } from "./measure.ts"
 import { Objm } from "@nats-io/obj"
 import { seededStream } from "../../test/support/bytes.ts"
 
-const now = (): number => performance.timeOrigin + performance.now()
 const [op, url, bucket, name, sizeText, seedText] = process.argv.slice(2)
-const maxRssMiB = () => Math.round(process.resourceUsage().maxRSS / 1024)
-const cpuS = () => {
-  const u = process.resourceUsage()
-  return (u.userCPUTime + u.systemCPUTime) / 1e6
-}
 
-process.stdin.on("end", () => process.exit(1))
-process.stdin.resume()
+exitWithDriver()
 
 const nc = await connect({ servers: url!, name: `obj-${op}` })
 const objm = new Objm(nc)

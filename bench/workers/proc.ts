@@ -9,8 +9,7 @@ import { join } from "node:path"
 
 export const WORKERS = import.meta.dirname
 
-/** Wall-clock milliseconds comparable across processes on one host. */
-export const now = (): number => performance.timeOrigin + performance.now()
+export { now } from "./measure.ts"
 
 const live = new Set<Worker>()
 

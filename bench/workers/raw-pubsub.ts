@@ -11,18 +11,11 @@
  *       processes; cpuS = CPU seconds from just before the first frame to the end)
  */
 import { connect } from "@nats-io/transport-node"
+import { cpuS, exitWithDriver, maxRssMiB, now } from "./measure.ts"
 
-const now = (): number => performance.timeOrigin + performance.now()
 const [role, url, subject, ...rest] = process.argv.slice(2)
-const maxRssMiB = () => Math.round(process.resourceUsage().maxRSS / 1024)
-const cpuS = () => {
-  const u = process.resourceUsage()
-  return (u.userCPUTime + u.systemCPUTime) / 1e6
-}
 
-// a dead driver closes our stdin: leave
-process.stdin.on("end", () => process.exit(1))
-process.stdin.resume()
+exitWithDriver()
 
 const nc = await connect({ servers: url!, name: `raw-${role}` })
 

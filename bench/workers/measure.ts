@@ -1,0 +1,19 @@
+/** What every bench worker measures about itself, and how it dies with its driver. */
+
+/** Wall-clock milliseconds comparable across processes on one host. */
+export const now = (): number => performance.timeOrigin + performance.now()
+
+/** Peak resident memory so far, MiB. */
+export const maxRssMiB = (): number => Math.round(process.resourceUsage().maxRSS / 1024)
+
+/** CPU seconds (user + system) this process has used. */
+export const cpuS = (): number => {
+  const u = process.resourceUsage()
+  return (u.userCPUTime + u.systemCPUTime) / 1e6
+}
+
+/** A dead driver closes our stdin: leave, so no worker outlives its bench. */
+export function exitWithDriver(): void {
+  process.stdin.on("end", () => process.exit(1))
+  process.stdin.resume()
+}
