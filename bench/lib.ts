@@ -1,7 +1,8 @@
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 
-export const RESULTS = join(import.meta.dirname, "results")
+/** Where results go; BENCH_RESULTS_DIR redirects partial development runs away from the kept ones. */
+export const RESULTS = process.env.BENCH_RESULTS_DIR ?? join(import.meta.dirname, "results")
 
 /** MB/s (10^6 bytes per second). */
 export function mbps(bytes: number, ms: number): number {
@@ -46,5 +47,5 @@ export function report(name: string, result: Record<string, unknown>): void {
   writeFileSync(join(RESULTS, `${name}.json`), `${JSON.stringify(doc, null, 2)}\n`)
   console.log(`\n== ${name} ==`)
   console.log(JSON.stringify(result, null, 2))
-  console.log(`(written to bench/results/${name}.json)`)
+  console.log(`(written to ${join(RESULTS, `${name}.json`)})`)
 }

@@ -16,7 +16,7 @@
  * Every node process, worker and store lives under one temp dir, removed at the end; every
  * step has a timeout and a watchdog bounds the whole run. `BENCH_QUICK=1` shrinks sizes.
  * `BENCH_TRANSFER_ONLY=1,3` runs a subset and `BENCH_TRANSFER_WATCHDOG_S=60` shortens the
- * watchdog (both for development); `BENCH_WORKER_NODE_ARGS="--cpu-prof --cpu-prof-dir=…"`
+ * watchdog, `BENCH_TRANSFER_PATHS=fetch,raw` runs only those paths of step 1 (all for development); `BENCH_WORKER_NODE_ARGS="--cpu-prof --cpu-prof-dir=…"`
  * profiles every worker process.
  */
 import { randomUUID } from "node:crypto"
@@ -262,11 +262,14 @@ export async function runTransferBench(options: TransferBenchOptions = {}): Prom
           },
         ],
       ]
+      // BENCH_TRANSFER_PATHS=fetch,raw runs only those paths (development; ratios of the rest are NaN)
+      const paths = process.env.BENCH_TRANSFER_PATHS?.split(",").map((s) => s.trim())
       for (let r = 0; r < S.reps1; r++) {
         // round-robin, starting one task later each repetition
         for (let i = 0; i < tasks.length; i++) {
           const [label, run] = tasks[(i + r) % tasks.length]!
           if (label === "objstore" && r >= S.osReps) continue
+          if (paths !== undefined && !paths.includes(label)) continue
           const t = now()
           await run(r)
           console.log(`  1: rep ${r + 1}/${S.reps1} ${label} done in ${round((now() - t) / 1000, 1)} s`)

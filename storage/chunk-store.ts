@@ -30,6 +30,12 @@ export interface RangeReader {
   readonly length: number
   /** Up to `length` bytes at `offset` (fewer only at the end of the chunk). */
   read(offset: number, length: number): Promise<Uint8Array>
+  /**
+   * Fills `targets` in order with the bytes from `offset` on (a scatter read: one syscall
+   * for a file, so a holder lays bytes straight into its frames). Returns the bytes read,
+   * fewer only at the end of the chunk.
+   */
+  readInto(offset: number, targets: readonly Uint8Array[]): Promise<number>
   close(): Promise<void>
 }
 
@@ -38,6 +44,16 @@ export function bytesReader(bytes: Uint8Array): RangeReader {
   return {
     length: bytes.length,
     read: async (offset, length) => bytes.subarray(offset, Math.min(bytes.length, offset + length)),
+    readInto: async (offset, targets) => {
+      let at = offset
+      for (const t of targets) {
+        const n = Math.max(0, Math.min(t.length, bytes.length - at))
+        t.set(bytes.subarray(at, at + n))
+        at += n
+        if (n < t.length) break
+      }
+      return at - offset
+    },
     close: async () => {},
   }
 }

@@ -85,6 +85,17 @@ export class FileChunkStore implements ChunkStore {
         }
         return out.subarray(0, got)
       },
+      async readInto(offset, targets) {
+        let got = 0
+        let rest = targets
+        while (rest.length > 0) {
+          const { bytesRead } = await fh.readv(rest as Uint8Array[], offset + got)
+          if (bytesRead === 0) break
+          got += bytesRead
+          rest = advance(rest, bytesRead)
+        }
+        return got
+      },
       close: () => fh.close(),
     }
   }
@@ -174,4 +185,12 @@ async function fsyncDir(path: string): Promise<void> {
 
 function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException)?.code === "ENOENT"
+}
+
+/** The targets left after `n` bytes of them were filled (a short scatter read resumes here). */
+function advance(targets: readonly Uint8Array[], n: number): readonly Uint8Array[] {
+  let i = 0
+  while (i < targets.length && n >= targets[i]!.length) n -= targets[i++]!.length
+  if (i === targets.length) return []
+  return n === 0 ? targets.slice(i) : [targets[i]!.subarray(n), ...targets.slice(i + 1)]
 }

@@ -20,7 +20,7 @@ import {
   SENDER_SOCKET_HIGH_WATER,
   SENDER_YIELD_BYTES,
 } from "./constants.ts"
-import { ErrCode, decodeControl, encodeDataFrom, encodeDataSlab, encodeErr, encodeFin, encodeHead, errCodeOf } from "./frames.ts"
+import { ErrCode, decodeControl, encodeDataFrom, encodeErr, encodeFin, encodeHead, errCodeOf, layoutDataSlab } from "./frames.ts"
 import { DeficitRoundRobin } from "./scheduler.ts"
 import { holderSubject } from "./subjects.ts"
 import { SendCredit } from "./window.ts"
@@ -30,6 +30,8 @@ export interface ChunkReader {
   readonly length: number
   /** Exactly `min(length, this.length - offset)` bytes at `offset`. */
   read(offset: number, length: number): Promise<Uint8Array>
+  /** Fills `targets` in order from `offset` on; returns the bytes read (short only at the end). */
+  readInto(offset: number, targets: readonly Uint8Array[]): Promise<number>
   close(): Promise<void>
 }
 
@@ -74,7 +76,7 @@ export interface Sender extends AsyncDisposable {
   close(): Promise<void>
 }
 
-/** One read window, already laid out as DATA frames (see {@link encodeDataSlab}). */
+/** One read window, already laid out as DATA frames (see {@link layoutDataSlab}). */
 interface Window {
   readonly start: number
   readonly length: number
@@ -326,16 +328,17 @@ class ChunkSender implements Sender {
     const start = t.readAt
     const len = Math.min(this.#readWindow, t.length - start)
     t.readAt = start + len
-    t.reading = reader.read(start, len).then(
-      (bytes) => {
+    // the source reads straight into the frames' payload slots: no copy, one allocation per window
+    const { slab, payloads } = layoutDataSlab(start, len)
+    t.reading = reader.readInto(start, payloads).then(
+      (got) => {
         t.reading = undefined
         if (t.closed) return
-        if (bytes.length !== len) {
-          this.#fail(t, new StorageError(`read returned ${bytes.length} of ${len} bytes`))
+        if (got !== len) {
+          this.#fail(t, new StorageError(`read returned ${got} of ${len} bytes`))
           return
         }
-        // one copy, source bytes → frames; the source's buffer is not kept
-        t.windows.push({ start, length: len, slab: encodeDataSlab(start, bytes) })
+        t.windows.push({ start, length: len, slab })
         this.#fill(t)
         this.#kick()
       },

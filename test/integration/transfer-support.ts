@@ -66,6 +66,17 @@ export class MemorySource implements ChunkSource {
         if (o.corrupt && offset === 0 && length > 0) out[0]! ^= 0xff
         return out
       },
+      readInto: async (offset, targets) => {
+        if (o.gateAt !== undefined && offset >= o.gateAt) await this.#gate
+        // claimLength may exceed the real bytes: a lying holder serves zeros past them
+        let at = offset
+        for (const t of targets) {
+          t.fill(0).set(bytes.subarray(at, Math.min(bytes.length, at + t.length)))
+          at += t.length
+        }
+        if (o.corrupt && offset === 0 && targets[0] !== undefined && targets[0].length > 0) targets[0][0]! ^= 0xff
+        return at - offset
+      },
       close: async () => {
         if (!closed) this.openReaders--
         closed = true

@@ -17,6 +17,7 @@ import {
   encodeHead,
   encodeReq,
   errCodeOf,
+  layoutDataSlab,
   errorFromErr,
 } from "../../transfer/frames.ts"
 import { NotFoundError, ProtocolError, TooLargeError } from "../../storage/format/errors.ts"
@@ -95,6 +96,15 @@ describe("transfer frame codec", () => {
     )
     expect(toHex(encodeDataSlab(start, src))).toBe(expected.join(""))
     expect(encodeDataSlab(0, new Uint8Array(0)).length).toBe(0)
+  })
+
+  it("a laid-out slab's payload views are the frames' payload slots, headers already written", () => {
+    const len = 2 * DATA_MAX_PAYLOAD + 9
+    const { slab, payloads } = layoutDataSlab(77, len)
+    expect(payloads.map((p) => p.length)).toEqual([DATA_MAX_PAYLOAD, DATA_MAX_PAYLOAD, 9])
+    const src = new Uint8Array(len).map((_, i) => i * 13)
+    for (let i = 0, at = 0; i < payloads.length; at += payloads[i]!.length, i++) payloads[i]!.set(src.subarray(at, at + payloads[i]!.length))
+    expect(toHex(slab)).toBe(toHex(encodeDataSlab(77, src)))
   })
 
   it("rejects an unknown version with PROTOCOL", () => {
