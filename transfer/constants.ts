@@ -38,4 +38,4 @@ export const DEFAULT_MAX_ACTIVE_TRANSFERS = 512
 /** The holder yields to the event loop after publishing this many bytes. */
 export const SENDER_YIELD_BYTES = 256 * 1024
 /** The holder pauses while the socket buffers more than this (nats.js ignores backpressure). */
-export const SENDER_SOCKET_HIGH_WATER = 8 * 1024 * 1024
+export const SENDER_SOCKET_HIGH_WATER = 512 * 1024

@@ -119,11 +119,14 @@ export function encodeDataSlab(start: number, bytes: Uint8Array): Uint8Array {
  * The DATA frames for `length` bytes at chunk offset `start`, headers written and payloads
  * left to fill: `payloads[i]` is the view of frame `i`'s payload inside `slab`, so a scatter
  * read (`readv`) lays the source's bytes straight into the frames, with no copy between.
+ * `into` (≥ the slab's size) is a reused buffer to lay them in instead of a fresh one.
  */
-export function layoutDataSlab(start: number, length: number): { slab: Uint8Array; payloads: Uint8Array[] } {
+export function layoutDataSlab(start: number, length: number, into?: Uint8Array): { slab: Uint8Array; payloads: Uint8Array[] } {
   checkU32("offset", start + length)
   const frames = Math.ceil(length / DATA_MAX_PAYLOAD)
-  const slab = new Uint8Array(length + frames * DATA_HEADER_BYTES)
+  const bytes = length + frames * DATA_HEADER_BYTES
+  if (into !== undefined && into.length < bytes) throw new RangeError(`slab of ${into.length} bytes < ${bytes}`)
+  const slab = into === undefined ? new Uint8Array(bytes) : into.subarray(0, bytes)
   const payloads: Uint8Array[] = new Array(frames)
   for (let i = 0, at = 0, src = 0; i < frames; i++) {
     const off = start + src

@@ -22,6 +22,7 @@ import {
 } from "./constants.ts"
 import { ErrCode, decodeControl, encodeDataFrom, encodeErr, encodeFin, encodeHead, errCodeOf, layoutDataSlab } from "./frames.ts"
 import { DeficitRoundRobin } from "./scheduler.ts"
+import { SlabPool } from "./slab-pool.ts"
 import { holderSubject } from "./subjects.ts"
 import { SendCredit } from "./window.ts"
 
@@ -81,6 +82,16 @@ interface Window {
   readonly start: number
   readonly length: number
   readonly slab: Uint8Array
+  /** The pooled buffer the slab lives in (retired to the pool once sent). */
+  readonly backing: Uint8Array
+}
+
+/** The nats.js internals the holder peeks at (both uses degrade safely when absent). */
+interface NatsInternals {
+  protocol?: {
+    transport?: { socket?: { writableLength?: number; writableNeedDrain?: boolean; once?(e: "drain", f: () => void): void; off?(e: "drain", f: () => void): void } }
+    outbound?: { size?: () => number }
+  }
 }
 
 /** One active outgoing transfer, keyed by its data subject. */
@@ -124,6 +135,7 @@ class ChunkSender implements Sender {
   readonly #transfers = new Map<string, OutTransfer>()
   readonly #drr: DeficitRoundRobin<OutTransfer>
   readonly #releasing = new Set<Promise<void>>()
+  readonly #slabs: SlabPool
   #sweep: ReturnType<typeof setInterval> | undefined
   #pumping = false
   #wake: (() => void) | undefined
@@ -144,6 +156,8 @@ class ChunkSender implements Sender {
     this.#readWindow = Math.max(1, Math.round((o.readWindowBytes ?? DEFAULT_READ_WINDOW_BYTES) / DATA_MAX_PAYLOAD)) * DATA_MAX_PAYLOAD
     this.#idleDropMs = o.idleDropMs ?? DEFAULT_SENDER_IDLE_DROP_MS
     this.#maxActive = o.maxActiveTransfers ?? DEFAULT_MAX_ACTIVE_TRANSFERS
+    // two windows per transfer are in flight; keep enough for a few dozen busy transfers
+    this.#slabs = new SlabPool((this.#readWindow / DATA_MAX_PAYLOAD) * FRAME_MAX_BYTES, 64)
     this.#drr = new DeficitRoundRobin(Math.max(DATA_MAX_PAYLOAD, o.quantumBytes ?? DEFAULT_QUANTUM_BYTES))
     this.#sub = nc.subscribe(this.subject, {
       callback: (err, msg) => {
@@ -305,6 +319,7 @@ class ChunkSender implements Sender {
     else this.#dropped++
     this.#transfers.delete(t.subject)
     this.#drr.remove(t)
+    for (const w of t.windows) this.#slabs.retire(w.backing)
     t.windows.length = 0
     const reader = t.reader
     if (reader !== undefined) {
@@ -328,22 +343,29 @@ class ChunkSender implements Sender {
     const start = t.readAt
     const len = Math.min(this.#readWindow, t.length - start)
     t.readAt = start + len
-    // the source reads straight into the frames' payload slots: no copy, one allocation per window
-    const { slab, payloads } = layoutDataSlab(start, len)
+    // the source reads straight into the frames' payload slots (no copy) of a pooled slab
+    this.#slabs.recycle(this.#outboundEmpty())
+    const backing = this.#slabs.take()
+    const { slab, payloads } = layoutDataSlab(start, len, backing)
     t.reading = reader.readInto(start, payloads).then(
       (got) => {
         t.reading = undefined
-        if (t.closed) return
+        if (t.closed) {
+          this.#slabs.retire(backing)
+          return
+        }
         if (got !== len) {
+          this.#slabs.retire(backing)
           this.#fail(t, new StorageError(`read returned ${got} of ${len} bytes`))
           return
         }
-        t.windows.push({ start, length: len, slab })
+        t.windows.push({ start, length: len, slab, backing })
         this.#fill(t)
         this.#kick()
       },
       (err: unknown) => {
         t.reading = undefined
+        this.#slabs.retire(backing)
         if (!t.closed) this.#fail(t, new StorageError("read", { cause: err }))
       },
     )
@@ -366,7 +388,7 @@ class ChunkSender implements Sender {
       if (w === undefined) break
       const wEnd = w.start + w.length
       if (t.next >= wEnd) {
-        t.windows.shift()
+        this.#slabs.retire(t.windows.shift()!.backing)
         this.#fill(t)
         continue
       }
@@ -395,7 +417,7 @@ class ChunkSender implements Sender {
         break
       }
       if (end === wEnd) {
-        t.windows.shift()
+        this.#slabs.retire(t.windows.shift()!.backing)
         this.#fill(t)
       }
     }
@@ -436,11 +458,38 @@ class ChunkSender implements Sender {
     }
   }
 
-  /** nats.js drops `socket.write()`'s backpressure signal; poll the socket buffer ourselves. */
+  /**
+   * True only when nats.js's outbound queue is provably empty (so it holds no frame views);
+   * false when its internals are not what we expect, which merely disables slab reuse.
+   */
+  #outboundEmpty(): boolean {
+    const size = (this.#nc as unknown as NatsInternals).protocol?.outbound?.size
+    return typeof size === "function" && (this.#nc as unknown as NatsInternals).protocol!.outbound!.size!() === 0
+  }
+
+  /**
+   * nats.js drops `socket.write()`'s backpressure signal, so the holder watches the socket
+   * itself: above the high-water mark it waits for 'drain'. Keeping the queue short also
+   * keeps the queued write buffers young: buffers that wait long are promoted and each
+   * ~64 MiB of them costs a full mark-compact (measured: ~40 per GiB with an 8 MiB queue).
+   */
   async #socketDrained(): Promise<void> {
-    const socket = (this.#nc as unknown as { protocol?: { transport?: { socket?: { writableLength?: number } } } }).protocol?.transport?.socket
-    while (this.#closed === undefined && (socket?.writableLength ?? 0) > SENDER_SOCKET_HIGH_WATER) {
-      await new Promise<void>((resolve) => setTimeout(resolve, 1))
+    const socket = (this.#nc as unknown as NatsInternals).protocol?.transport?.socket
+    while (this.#closed === undefined && socket !== undefined && (socket.writableLength ?? 0) > SENDER_SOCKET_HIGH_WATER) {
+      await new Promise<void>((resolve) => {
+        if (socket.writableNeedDrain !== true || typeof socket.once !== "function") {
+          setTimeout(resolve, 1)
+          return
+        }
+        const done = () => {
+          clearTimeout(timer)
+          socket.off?.("drain", done)
+          resolve()
+        }
+        // never hang on a 'drain' that does not come (socket closed, replaced on reconnect)
+        const timer = setTimeout(done, 50)
+        socket.once("drain", done)
+      })
     }
   }
 

@@ -12,6 +12,9 @@ import { createInterface } from "node:readline"
 import { connect } from "@nats-io/transport-node"
 import type { NatsConnection } from "@nats-io/nats-core"
 import { BlobRef, Blobs, fetchBlob, type ReadSources } from "../../plugin/index.ts"
+import { decodeManifest } from "../../storage/format/manifest.ts"
+import { toHex } from "../../storage/format/hex.ts"
+import { BufferPool } from "../../plugin/buffer-pool.ts"
 import { seededBytes, seededStream } from "../../test/support/bytes.ts"
 import { now } from "./measure.ts"
 
@@ -132,6 +135,34 @@ const handlers: Record<string, (a: Args) => Promise<unknown>> = {
     const { sources } = await fetchBlob(n.blobs, a.ref)
     const t1 = now()
     return { ms: t1 - t0, t0, t1, sources, maxRssMiB: mib(process.resourceUsage().maxRSS * 1024) }
+  },
+
+  /**
+   * The transport alone: every chunk of `ref` fetched from holder `a` and verified, six at
+   * a time into pooled buffers like fetchBlob, but nothing stored (where the time goes).
+   */
+  async fetchNoStore(a) {
+    const n = nodeOf(a.name)
+    const ref = BlobRef.parse(a.ref)
+    const mesh = n.blobs.mesh!
+    const hashBackend = n.blobs.store.hasher
+    const t0 = now()
+    const manifest = await mesh.receiver.fetch({ hash: ref.hex, holders: ["a"], hashBackend })
+    const entries = decodeManifest(manifest.bytes, ref.size).entries
+    const pool = new BufferPool(12)
+    let next = 0
+    await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        while (next < entries.length) {
+          const e = entries[next++]!
+          const taken: Uint8Array[] = []
+          await mesh.receiver.fetch({ hash: toHex(e.hash), holders: ["a"], hashBackend, expectedLength: e.length, into: (len) => (taken.push(pool.take(len)), taken.at(-1)!) })
+          for (const b of taken) pool.release(b)
+        }
+      }),
+    )
+    const t1 = now()
+    return { ms: t1 - t0, t0, t1, sources: { cache: 0, disk: 0, peers: { a: ref.size } }, maxRssMiB: mib(process.resourceUsage().maxRSS * 1024) }
   },
 
   /** Answers requests on `subject` with `size` bytes (the bare request/reply baseline). */
