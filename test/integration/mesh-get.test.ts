@@ -54,6 +54,24 @@ describe("get from the nearest holders over NATS", () => {
     expect(again.cache + again.disk).toBe(bytes.length)
   })
 
+  it("a streaming read hands out chunks the caller owns, and a big blob streams through without flushing the memory cache", async () => {
+    const prefix = freshPrefix()
+    const a = await startNode(url, "a", { prefix })
+    const b = await startNode(url, "b", { prefix, cacheBytes: 64 << 20 })
+    nodes.push(a, b)
+    const small = seededBytes(300_000, 4)
+    const big = seededBytes(72 << 20, 5) // ~18 chunks: more than the receive pool holds
+    const [smallRef, bigRef] = [await a.blobs.put(small), await a.blobs.put(big)]
+    await b.blobs.get(smallRef) // now in b's memory cache
+    const parts: Uint8Array[] = []
+    for await (const part of b.blobs.read(bigRef)) parts.push(part) // kept, not consumed
+    expect(parts.length).toBeGreaterThan(12)
+    expect(sameBytes(Buffer.concat(parts), big)).toBe(true)
+    const again: ReadSources = { cache: 0, disk: 0, peers: {} }
+    await b.blobs.get(smallRef, { sources: again })
+    expect(again.cache).toBe(small.length)
+  })
+
   it("no holder anywhere gives NO_HOLDER in bounded time", async () => {
     const prefix = freshPrefix()
     const a = await startNode(url, "a", { prefix, discoveryTimeoutMs: 500 })
