@@ -3,6 +3,11 @@
  * shape) between two nodes over loopback NATS, beside `tar c | tar x` through a pipe of the
  * same tree in the same run. The holder (storeDir) runs in its own process, the reader
  * (fetchDir) in this one. Files/s and MB/s; goal fetchDir ≥ 5,000 files/s.
+ *
+ * Outputs are kept until the end of the run: on a filesystem that avoids reusing recently
+ * freed inodes (ext4 without a journal scans them on every create for 1–6 minutes), deleting
+ * 12k files between repetitions made the next repetition's creates ~10× slower, tar's too.
+ * `BENCH_DIR_ROOT` puts the trees elsewhere (e.g. /dev/shm, to see the software alone).
  */
 import { spawn } from "node:child_process"
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
@@ -47,7 +52,7 @@ function sh(cmd: string): Promise<void> {
 export async function runDirBench(options: { files?: number; bytes?: number; reps?: number } = {}): Promise<void> {
   const files = options.files ?? 12_430
   const reps = options.reps ?? 3
-  const tmp = await mkdtemp(join(tmpdir(), "df-bench-dir-"))
+  const tmp = await mkdtemp(join(process.env.BENCH_DIR_ROOT ?? tmpdir(), "df-bench-dir-"))
   const server = await startNatsServer()
   try {
     const src = join(tmp, "src")
@@ -73,14 +78,12 @@ export async function runDirBench(options: { files?: number; bytes?: number; rep
         await holder.exited
       }
       runs.tarPipe.push(await timed(() => sh(`mkdir -p ${tmp}/tar${r} && tar -C ${src} -cf - . | tar -C ${tmp}/tar${r} -xf -`)))
-      await rm(join(tmp, `out${r}`), { recursive: true, force: true })
-      await rm(join(tmp, `tar${r}`), { recursive: true, force: true })
     }
     const rate = (ms: number[]) => {
       const t = median(ms)
       return { ms: Math.round(t), filesPerSec: Math.round(files / (t / 1000)), mbps: Number((bytes / 1e6 / (t / 1000)).toFixed(1)), runsMs: ms.map(Math.round) }
     }
-    const result = { files, bytes, reps, storeDir: rate(runs.storeDir), fetchDir: rate(runs.fetchDir), tarPipe: rate(runs.tarPipe) }
+    const result = { files, bytes, reps, root: process.env.BENCH_DIR_ROOT ?? tmpdir(), storeDir: rate(runs.storeDir), fetchDir: rate(runs.fetchDir), tarPipe: rate(runs.tarPipe) }
     report("dir", {
       ...result,
       ratios: {

@@ -1,4 +1,5 @@
-import { chmod, lstat, mkdir, open, readdir, readlink, symlink, writeFile } from "node:fs/promises"
+import { chmodSync, writeFileSync } from "node:fs"
+import { chmod, lstat, mkdir, open, readdir, readlink, symlink } from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
 import { BlobRef } from "../storage/format/blob-ref.ts"
 import {
@@ -204,21 +205,29 @@ export async function fetchDir(blobs: Blobs, root: BlobRef | string, dest: strin
           const missing = new Set((await blobs.mesh.ensureLocal(refs, { signal, ...(options.sources ? { sources: options.sources } : {}) })).map((r) => r.hex))
           for (const r of refs) if (!before.has(r.hex) && !missing.has(r.hex)) batched.add(r.hex)
         }
-        await forEachBounded(
-          group,
-          perGroup,
-          async (e, s) => {
-            const entry = e.entry as Extract<DirEntry, { kind: "file" }>
-            const sources = batched.has(entry.ref.hex) ? undefined : options.sources
-            await writeFileExclusive(blobs, entry.ref, join(tmp, e.path), entry.mode, s, sources, (n) => {
-              bytes += n
-              report({ bytes, totalBytes, items, totalItems: files.length })
-            })
-            items++
-            report({ bytes, totalBytes, items, totalItems: files.length })
-          },
-          signal,
-        )
+        const done = (n: number) => {
+          bytes += n
+          items++
+          report({ bytes, totalBytes, items, totalItems: files.length })
+        }
+        const isSmall = (e: TreeEntry) => (e.entry as { ref: BlobRef }).ref.size <= SMALL_FILE_BYTES
+        await Promise.all([
+          writeSmallFiles(blobs, tmp, group.filter(isSmall), batched, options.sources, signal, done),
+          forEachBounded(
+            group.filter((e) => !isSmall(e)),
+            perGroup,
+            async (e, s) => {
+              const entry = e.entry as Extract<DirEntry, { kind: "file" }>
+              const sources = batched.has(entry.ref.hex) ? undefined : options.sources
+              await writeLargeFile(blobs, entry.ref, join(tmp, e.path), entry.mode, s, sources, (n) => {
+                bytes += n
+                report({ bytes, totalBytes, items, totalItems: files.length })
+              })
+              done(0)
+            },
+            signal,
+          ),
+        ])
       },
       options.signal,
     )
@@ -272,19 +281,45 @@ async function planTree(blobs: Blobs, root: BlobRef, signal?: AbortSignal): Prom
   return plan
 }
 
-async function writeFileExclusive(blobs: Blobs, ref: BlobRef, path: string, mode: number, signal: AbortSignal, sources: ReadSources | undefined, onBytes: (n: number) => void): Promise<void> {
-  if (ref.size <= SMALL_FILE_BYTES) {
-    const bytes = await blobs.get(ref, { signal, ...(sources ? { sources } : {}) })
-    // one threadpool job (open O_EXCL, write, close): creating files is kernel work bound by
-    // the filesystem (~0.3 ms each here), so it runs on the pool's threads in parallel
-    // instead of on the event loop; "wx" never follows or overwrites anything, links included
-    await writeFile(path, bytes, { flag: "wx", mode: mode & 0o7777 })
+/** Longest the event loop is held by synchronous small-file writes before it is yielded. */
+const WRITE_SLICE_MS = 4
+
+/**
+ * Small files are written with synchronous open(O_EXCL)+write+close, a few milliseconds at
+ * a time: a promise-based write costs ~3× the CPU of the syscalls themselves (FileHandle
+ * objects, three threadpool round trips), which bounded fetchDir on a fast filesystem, and
+ * the time slice keeps the event loop (network, other groups) responsive on a slow one.
+ * "wx" never follows or overwrites anything, symlinks included.
+ */
+async function writeSmallFiles(
+  blobs: Blobs,
+  tmp: string,
+  entries: TreeEntry[],
+  batched: ReadonlySet<string>,
+  sources: ReadSources | undefined,
+  signal: AbortSignal,
+  done: (bytes: number) => void,
+): Promise<void> {
+  let slice = performance.now()
+  for (const e of entries) {
+    const entry = e.entry as Extract<DirEntry, { kind: "file" }>
+    const from = batched.has(entry.ref.hex) ? undefined : sources
+    const bytes = await blobs.get(entry.ref, { signal, ...(from ? { sources: from } : {}) })
+    const path = join(tmp, e.path)
+    writeFileSync(path, bytes, { flag: "wx", mode: entry.mode & 0o7777 })
     // the umask may have narrowed the stored mode
-    if ((mode & 0o7777 & UMASK) !== 0) await chmod(path, mode & 0o7777)
-    onBytes(bytes.length)
-    return
+    if ((entry.mode & 0o7777 & UMASK) !== 0) chmodSync(path, entry.mode & 0o7777)
+    done(bytes.length)
+    if (performance.now() - slice >= WRITE_SLICE_MS) {
+      await new Promise((r) => setImmediate(r))
+      throwIfAborted(signal)
+      slice = performance.now()
+    }
   }
-  // "wx" = O_CREAT|O_EXCL: fails on anything already there, symlinks included
+}
+
+/** A large file streamed into an O_EXCL file with about one chunk of memory. */
+async function writeLargeFile(blobs: Blobs, ref: BlobRef, path: string, mode: number, signal: AbortSignal, sources: ReadSources | undefined, onBytes: (n: number) => void): Promise<void> {
   const fh = await open(path, "wx", 0o600)
   try {
     for await (const part of blobs.read(ref, { signal, ...(sources ? { sources } : {}) })) {
