@@ -133,7 +133,8 @@ export class Blobs implements AsyncDisposable {
     const report = throttled(options.onProgress)
     let bytes = 0
     const sources = options.sources ?? emptySources()
-    const source = (await this.store.hasBlob(r)) ? this.store.read(r, { signal: options.signal, sources }) : this.#remoteRead(r, options.signal, sources)
+    const meta = await this.store.meta(r)
+    const source = meta ? this.store.read(r, { signal: options.signal, sources, meta }) : this.#remoteRead(r, options.signal, sources)
     this.mesh?.recordRead(r)
     for await (const part of source) {
       throwIfAborted(options.signal)

@@ -199,12 +199,7 @@ export async function fetchDir(blobs: Blobs, root: BlobRef | string, dest: strin
         const refs = group.map((e) => (e.entry as { ref: BlobRef }).ref)
         // bytes fetched in a batch are counted by ensureLocal; the rest where they are read
         const batched = new Set<string>()
-        if (blobs.mesh) {
-          const before = new Set<string>()
-          for (const r of refs) if (await blobs.store.hasBlob(r)) before.add(r.hex)
-          const missing = new Set((await blobs.mesh.ensureLocal(refs, { signal, ...(options.sources ? { sources: options.sources } : {}) })).map((r) => r.hex))
-          for (const r of refs) if (!before.has(r.hex) && !missing.has(r.hex)) batched.add(r.hex)
-        }
+        if (blobs.mesh) await blobs.mesh.ensureLocal(refs, { signal, fetched: batched, ...(options.sources ? { sources: options.sources } : {}) })
         const done = (n: number) => {
           bytes += n
           items++

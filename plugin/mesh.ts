@@ -351,14 +351,16 @@ export class Mesh {
    * Makes many small one-chunk blobs local in batches (one request/reply per holder and up
    * to 512 KiB), so a tree of tiny files is not bound by per-file round trips. Returns the
    * refs still missing (not small, not offered, or corrupt): the caller reads those one by one.
+   * `fetched` collects the hashes this call brought here.
    */
-  async ensureLocal(refs: readonly BlobRef[], options: { signal?: AbortSignal; sources?: ReadSources } = {}): Promise<BlobRef[]> {
+  async ensureLocal(refs: readonly BlobRef[], options: { signal?: AbortSignal; sources?: ReadSources; fetched?: Set<string> } = {}): Promise<BlobRef[]> {
     const wanted = new Map<string, BlobRef>()
-    const rest: BlobRef[] = []
+    /** Blobs known to be here (held before, or committed by this call). */
+    const here = new Set<string>()
     for (const r of refs) {
-      if (r.kind === "manifest" || r.size > BATCH_CHUNK_MAX_BYTES || wanted.has(r.hex)) continue
-      if (await this.store.hasBlob(r)) continue
-      wanted.set(r.hex, r)
+      if (r.kind === "manifest" || r.size > BATCH_CHUNK_MAX_BYTES || wanted.has(r.hex) || here.has(r.hex)) continue
+      if (await this.store.hasBlob(r)) here.add(r.hex)
+      else wanted.set(r.hex, r)
     }
     // group by the nearest holder of each blob
     const byHolder = new Map<string, string[]>()
@@ -386,6 +388,8 @@ export class Mesh {
             const ref = wanted.get(hex)!
             if (bytes.length !== ref.size) return
             await this.store.commitFetchedChunk(ref, bytes)
+            here.add(hex)
+            options.fetched?.add(hex)
             if (options.sources) options.sources.peers[holder] = (options.sources.peers[holder] ?? 0) + bytes.length
           }),
         )
@@ -396,7 +400,8 @@ export class Mesh {
       },
       options.signal,
     )
-    for (const r of refs) if (!(await this.store.hasBlob(r))) rest.push(r)
+    const rest: BlobRef[] = []
+    for (const r of refs) if (!here.has(r.hex) && !(await this.store.hasBlob(r))) rest.push(r)
     return rest
   }
 

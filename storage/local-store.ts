@@ -350,6 +350,11 @@ export class LocalStore {
     return (await this.index.getMeta(ref.hex)) !== undefined
   }
 
+  /** The committed blob's metadata, or undefined when it is not held here. */
+  meta(ref: BlobRef): Promise<BlobMeta | undefined> {
+    return this.index.getMeta(ref.hex)
+  }
+
   /** True when the chunk's bytes are on this node (committed or not). */
   hasChunk(hex: string, length?: number): Promise<boolean> {
     return this.cache.has(hex) ? Promise.resolve(true) : this.chunks.has(hex, length)
@@ -402,9 +407,10 @@ export class LocalStore {
    * Streams a committed blob's verified bytes, reading one chunk ahead so disk, hashing and
    * the consumer overlap. Throws NotFoundError when the blob is not held here.
    */
-  async *read(ref: BlobRef, options: { signal?: AbortSignal; sources?: LocalSources } = {}): AsyncGenerator<Uint8Array> {
+  async *read(ref: BlobRef, options: { signal?: AbortSignal; sources?: LocalSources; meta?: BlobMeta } = {}): AsyncGenerator<Uint8Array> {
     this.assertOpen()
-    const meta = await this.index.getMeta(ref.hex)
+    // `meta`: the caller just looked it up (saves a second index read per small file)
+    const meta = options.meta ?? (await this.index.getMeta(ref.hex))
     if (meta === undefined) throw new NotFoundError(ref.toString())
     this.#touch(ref.hex, meta)
     if (ref.kind !== "manifest") {
