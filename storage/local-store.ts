@@ -45,8 +45,17 @@ interface PendingCommit {
   readonly chunks: string[]
   readonly tags: Record<string, string> | undefined
   readonly inline: { hex: string; bytes: Uint8Array } | undefined
+  /** Last-read time to record (fetched blobs are being read: no touch right after). */
+  readonly lastRead: number
   resolve(): void
   reject(err: unknown): void
+}
+
+/** Optional parts of a commit. */
+interface CommitExtra {
+  tags?: Record<string, string> | undefined
+  inline?: { hex: string; bytes: Uint8Array } | undefined
+  lastRead?: number
 }
 
 /** Bytes a read took from the memory cache and from disk (filled in as it goes). */
@@ -196,12 +205,12 @@ export class LocalStore {
       this.counters.bytesIngested += size
       if (entries.length === 1) {
         const ref = BlobRef.of("chunk", size, entries[0]!.hash)
-        await this.#commit(ref, undefined, [ref.hex], options.tags, inlineCandidate)
+        await this.#commit(ref, undefined, [ref.hex], { tags: options.tags, inline: inlineCandidate })
         return ref
       }
       const manifest = encodeManifest({ size, entries })
       const ref = BlobRef.of("manifest", size, this.hasher.hash(manifest))
-      await this.#commit(ref, manifest, entries.map((e) => toHex(e.hash)), options.tags)
+      await this.#commit(ref, manifest, entries.map((e) => toHex(e.hash)), { tags: options.tags })
       return ref
     } catch (err) {
       await Promise.allSettled(writes)
@@ -227,7 +236,7 @@ export class LocalStore {
     return this.track(async () => {
       if (bytes.length > CHUNK_MAX_BYTES) throw new TooLargeError(kind, bytes.length, CHUNK_MAX_BYTES)
       const ref = BlobRef.of(kind, bytes.length, this.hasher.hash(bytes))
-      await this.#commitOneChunk(ref, bytes, options.tags)
+      await this.#commitOneChunk(ref, bytes, { tags: options.tags })
       return ref
     })
   }
@@ -236,14 +245,14 @@ export class LocalStore {
    * Stores and commits a blob that is exactly one chunk whose bytes are in hand: small ones
    * ride in the commit batch (indexes that keep small chunks), others are written first.
    */
-  async #commitOneChunk(ref: BlobRef, bytes: Uint8Array, tags?: Record<string, string>): Promise<void> {
+  async #commitOneChunk(ref: BlobRef, bytes: Uint8Array, extra: Omit<CommitExtra, "inline"> = {}): Promise<void> {
     this.#pins.add(ref.hex)
     try {
       if (this.index.inlinesChunks && bytes.length <= SMALL_CHUNK_BYTES) {
-        await this.#commit(ref, undefined, [ref.hex], tags, { hex: ref.hex, bytes })
+        await this.#commit(ref, undefined, [ref.hex], { ...extra, inline: { hex: ref.hex, bytes } })
       } else {
         if (await this.chunks.write(ref.hex, bytes)) this.counters.bytesStoredNew += bytes.length
-        await this.#commit(ref, undefined, [ref.hex], tags)
+        await this.#commit(ref, undefined, [ref.hex], extra)
       }
     } finally {
       this.#pins.release(ref.hex)
@@ -255,9 +264,9 @@ export class LocalStore {
    * written as groups, one LevelDB batch each (group commit): thousands of small blobs then
    * cost a few batches instead of one serialized write each.
    */
-  #commit(ref: BlobRef, manifest: Uint8Array | undefined, chunks: string[], tags?: Record<string, string>, inline?: { hex: string; bytes: Uint8Array }): Promise<void> {
+  #commit(ref: BlobRef, manifest: Uint8Array | undefined, chunks: string[], extra: CommitExtra = {}): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#commits.push({ ref, manifest, chunks, tags, inline, resolve, reject })
+      this.#commits.push({ ref, manifest, chunks, tags: extra.tags, inline: extra.inline, lastRead: extra.lastRead ?? 0, resolve, reject })
       if (!this.#committing) void this.#drainCommits()
     })
   }
@@ -296,7 +305,7 @@ export class LocalStore {
         }
         continue
       }
-      const meta: BlobMeta = { kind: c.ref.kind, size: c.ref.size, tags: { ...c.tags }, created: now, lastRead: 0, chunks: c.chunks.length }
+      const meta: BlobMeta = { kind: c.ref.kind, size: c.ref.size, tags: { ...c.tags }, created: now, lastRead: c.lastRead, chunks: c.chunks.length }
       if (c.inline && !(await this.chunks.has(c.inline.hex, c.inline.bytes.length))) {
         this.counters.bytesStoredNew += c.inline.bytes.length
         fresh.set(c.ref.hex, { hex: c.ref.hex, meta, manifest: c.manifest, chunks: c.chunks, inline: c.inline })
@@ -332,7 +341,7 @@ export class LocalStore {
   /** Stores and commits a one-chunk blob that arrived verified from a peer (small ones in one batch). */
   commitFetchedChunk(ref: BlobRef, bytes: Uint8Array): Promise<void> {
     return this.track(async () => {
-      await this.#commitOneChunk(ref, bytes)
+      await this.#commitOneChunk(ref, bytes, { lastRead: Date.now() })
       this.cache.set(ref.hex, bytes)
     })
   }
@@ -341,7 +350,7 @@ export class LocalStore {
   commitFetched(ref: BlobRef, manifest: Uint8Array | undefined): Promise<void> {
     return this.track(async () => {
       const chunks = manifest ? decodeManifest(manifest, ref.size).entries.map((e) => toHex(e.hash)) : [ref.hex]
-      await this.#commit(ref, manifest, chunks)
+      await this.#commit(ref, manifest, chunks, { lastRead: Date.now() })
     })
   }
 
