@@ -463,8 +463,8 @@ class ChunkSender implements Sender {
    * false when its internals are not what we expect, which merely disables slab reuse.
    */
   #outboundEmpty(): boolean {
-    const size = (this.#nc as unknown as NatsInternals).protocol?.outbound?.size
-    return typeof size === "function" && (this.#nc as unknown as NatsInternals).protocol!.outbound!.size!() === 0
+    const outbound = (this.#nc as unknown as NatsInternals).protocol?.outbound
+    return typeof outbound?.size === "function" && outbound.size() === 0
   }
 
   /**
