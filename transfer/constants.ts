@@ -37,5 +37,5 @@ export const DEFAULT_SENDER_IDLE_DROP_MS = 15_000
 export const DEFAULT_MAX_ACTIVE_TRANSFERS = 512
 /** The holder yields to the event loop after publishing this many bytes. */
 export const SENDER_YIELD_BYTES = 256 * 1024
-/** The holder pauses while the socket buffers more than this (nats.js ignores backpressure). */
-export const SENDER_SOCKET_HIGH_WATER = 512 * 1024
+/** The holder waits for drain above this much queued in the socket (nats.js ignores backpressure); short queues keep small replies behind bulk frames quick and write buffers young. */
+export const SENDER_SOCKET_HIGH_WATER = 128 * 1024
