@@ -66,7 +66,8 @@ export class Mesh {
   readonly batches: { served(): number; close(): void }
   readonly #budget: ByteBudget
   readonly #avoid = new Map<string, number>()
-  readonly #pool = new BufferPool(12)
+  /** Receive buffers: 32 MiB kept free, enough for the default six chunks in flight. */
+  readonly #pool = new BufferPool(32 << 20)
   /** Holders abandoned or blamed, by error code (for operators and tests). */
   readonly holderFailures: Record<string, number> = {}
   readonly #opts: Required<Omit<AttachOptions, "zone" | "nats" | "folds">> & { zone?: string }

@@ -149,7 +149,7 @@ const handlers: Record<string, (a: Args) => Promise<unknown>> = {
     const t0 = now()
     const manifest = await mesh.receiver.fetch({ hash: ref.hex, holders: ["a"], hashBackend })
     const entries = decodeManifest(manifest.bytes, ref.size).entries
-    const pool = new BufferPool(12)
+    const pool = new BufferPool(32 << 20)
     let next = 0
     await Promise.all(
       Array.from({ length: 6 }, async () => {
