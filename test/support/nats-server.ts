@@ -25,6 +25,18 @@ export interface NatsServerOptions {
  * the binary. Used by tests, the demo and the benchmarks.
  */
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServerHandle> {
+  // the picked cluster port can be handed to the client listener (-p -1) in the meantime:
+  // the server then exits with "address already in use"; pick again
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts)
+    } catch (err) {
+      if (!opts.cluster || attempt >= 4 || !String((err as Error).message).includes("address already in use")) throw err
+    }
+  }
+}
+
+async function startOnce(opts: NatsServerOptions): Promise<NatsServerHandle> {
   const dir = await mkdtemp(join(tmpdir(), "df-nats-"))
   const args = ["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir", dir]
   if (opts.jetstream) args.push("-js", "-sd", join(dir, "js"))
