@@ -187,6 +187,11 @@ export async function fetchDir(blobs: Blobs, root: BlobRef | string, dest: strin
     let items = 0
     // directories first (parents precede children in the plan), writable until the end
     for (const e of plan) if (e.entry.kind === "dir") await mkdir(join(tmp, e.path), { mode: 0o700 })
+    const progress = (n: number, fileDone: boolean) => {
+      bytes += n
+      if (fileDone) items++
+      report({ bytes, totalBytes, items, totalItems: files.length })
+    }
     // files go in groups: a group's small files arrive in batches (one round trip per few
     // hundred) while earlier groups are being written, so network and disk overlap
     const groups: TreeEntry[][] = []
@@ -200,25 +205,17 @@ export async function fetchDir(blobs: Blobs, root: BlobRef | string, dest: strin
         // bytes fetched in a batch are counted by ensureLocal; the rest where they are read
         const batched = new Set<string>()
         if (blobs.mesh) await blobs.mesh.ensureLocal(refs, { signal, fetched: batched, ...(options.sources ? { sources: options.sources } : {}) })
-        const done = (n: number) => {
-          bytes += n
-          items++
-          report({ bytes, totalBytes, items, totalItems: files.length })
-        }
         const isSmall = (e: TreeEntry) => (e.entry as { ref: BlobRef }).ref.size <= SMALL_FILE_BYTES
         await Promise.all([
-          writeSmallFiles(blobs, tmp, group.filter(isSmall), batched, options.sources, signal, done),
+          writeSmallFiles(blobs, tmp, group.filter(isSmall), batched, options.sources, signal, progress),
+          // large files are never batched: their bytes are counted where they are read
           forEachBounded(
             group.filter((e) => !isSmall(e)),
             perGroup,
             async (e, s) => {
               const entry = e.entry as Extract<DirEntry, { kind: "file" }>
-              const sources = batched.has(entry.ref.hex) ? undefined : options.sources
-              await writeLargeFile(blobs, entry.ref, join(tmp, e.path), entry.mode, s, sources, (n) => {
-                bytes += n
-                report({ bytes, totalBytes, items, totalItems: files.length })
-              })
-              done(0)
+              await writeLargeFile(blobs, entry.ref, join(tmp, e.path), entry.mode, s, options.sources, (n) => progress(n, false))
+              progress(0, true)
             },
             signal,
           ),
@@ -293,7 +290,7 @@ async function writeSmallFiles(
   batched: ReadonlySet<string>,
   sources: ReadSources | undefined,
   signal: AbortSignal,
-  done: (bytes: number) => void,
+  progress: (bytes: number, fileDone: boolean) => void,
 ): Promise<void> {
   let slice = performance.now()
   for (const e of entries) {
@@ -304,7 +301,7 @@ async function writeSmallFiles(
     writeFileSync(path, bytes, { flag: "wx", mode: entry.mode & 0o7777 })
     // the umask may have narrowed the stored mode
     if ((entry.mode & 0o7777 & UMASK) !== 0) chmodSync(path, entry.mode & 0o7777)
-    done(bytes.length)
+    progress(bytes.length, true)
     if (performance.now() - slice >= WRITE_SLICE_MS) {
       await new Promise((r) => setImmediate(r))
       throwIfAborted(signal)

@@ -356,7 +356,7 @@ export class LocalStore {
 
   /** True when the blob is committed locally. */
   async hasBlob(ref: BlobRef): Promise<boolean> {
-    return (await this.index.getMeta(ref.hex)) !== undefined
+    return (await this.meta(ref)) !== undefined
   }
 
   /** The committed blob's metadata, or undefined when it is not held here. */
