@@ -14,7 +14,7 @@ export interface ChunkStore {
   /** Opens a chunk for reading in windows (serving peers without loading a whole chunk). */
   openRange(hex: string): Promise<RangeReader | undefined>
   /** Writes atomically (tmp → optional fsync → rename). A no-op (false) when already present. */
-  write(hex: string, bytes: Uint8Array): Promise<boolean>
+  write(hex: string, bytes: Uint8Array, options?: ChunkWriteOptions): Promise<boolean>
   remove(hex: string): Promise<void>
   /** Every stored chunk name (used by the orphan sweep). */
   list(): AsyncIterable<string>
@@ -23,6 +23,14 @@ export interface ChunkStore {
   /** Bytes currently stored. */
   bytes(): Promise<number>
   close(): Promise<void>
+}
+
+export interface ChunkWriteOptions {
+  /**
+   * A hint that the bytes will not be read back soon (a chunk that arrived from a peer): a
+   * file store may write them around the page cache. Stores without one ignore it.
+   */
+  readonly bypassPageCache?: boolean
 }
 
 /** Random access to one stored chunk; close it when done. */

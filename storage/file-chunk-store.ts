@@ -2,7 +2,11 @@ import { randomBytes } from "node:crypto"
 import { constants, type FileHandle, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises"
 import { join } from "node:path"
 import { DiskFullError, StorageError } from "../storage/format/errors.ts"
-import type { ChunkStore, RangeReader } from "./chunk-store.ts"
+import type { ChunkStore, ChunkWriteOptions, RangeReader } from "./chunk-store.ts"
+import { AlignedStaging, O_DIRECT, writeDirect } from "./direct-write.ts"
+
+/** Below this a page-cache bypass saves too little to be worth a second code path. */
+const DIRECT_MIN_BYTES = 256 * 1024
 
 /** When chunk files are fsynced. `flush` (default): only at `flush()`; `always`: before every rename. */
 export type Durability = "flush" | "always"
@@ -18,6 +22,9 @@ export class FileChunkStore implements ChunkStore {
   readonly #durability: Durability
   /** Files and folders written since the last sync, for flush(). */
   #dirty = new Set<string>()
+  /** Staging for writes around the page cache; undefined until the first, or when the file system refuses them. */
+  #staging: AlignedStaging | undefined
+  #directRefused = O_DIRECT === undefined
 
   private constructor(dir: string, durability: Durability) {
     this.#chunks = join(dir, "chunks")
@@ -100,22 +107,13 @@ export class FileChunkStore implements ChunkStore {
     }
   }
 
-  async write(hex: string, bytes: Uint8Array): Promise<boolean> {
+  async write(hex: string, bytes: Uint8Array, options: ChunkWriteOptions = {}): Promise<boolean> {
     const final = this.#path(hex)
     if (await this.has(hex)) return false
     const tmp = join(this.#tmp, `${hex.slice(0, 16)}-${randomBytes(6).toString("hex")}`)
     try {
-      const fh = await open(tmp, "w")
-      try {
-        let off = 0
-        while (off < bytes.length) {
-          const { bytesWritten } = await fh.write(bytes, off, bytes.length - off)
-          off += bytesWritten
-        }
-        if (this.#durability === "always") await fh.sync()
-      } finally {
-        await fh.close()
-      }
+      const direct = options.bypassPageCache === true && bytes.length >= DIRECT_MIN_BYTES && !this.#directRefused
+      if (!(direct && (await this.#writeDirect(tmp, bytes)))) await this.#writeBuffered(tmp, bytes)
       const folder = join(this.#chunks, hex.slice(0, 2))
       await mkdir(folder, { recursive: true })
       await rename(tmp, final)
@@ -131,6 +129,43 @@ export class FileChunkStore implements ChunkStore {
         throw new DiskFullError({ cause: err })
       }
       throw new StorageError("write", { cause: err })
+    }
+  }
+
+  async #writeBuffered(path: string, bytes: Uint8Array): Promise<void> {
+    const fh = await open(path, "w")
+    try {
+      let off = 0
+      while (off < bytes.length) {
+        const { bytesWritten } = await fh.write(bytes, off, bytes.length - off)
+        off += bytesWritten
+      }
+      if (this.#durability === "always") await fh.sync()
+    } finally {
+      await fh.close()
+    }
+  }
+
+  /** False (nothing written) when the file system refuses direct I/O; from then on writes are buffered. */
+  async #writeDirect(path: string, bytes: Uint8Array): Promise<boolean> {
+    let fh: FileHandle
+    try {
+      fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | O_DIRECT!, 0o644)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EINVAL") throw err
+      this.#directRefused = true
+      return false
+    }
+    try {
+      await writeDirect(fh, bytes, (this.#staging ??= new AlignedStaging()))
+      if (this.#durability === "always") await fh.sync()
+      return true
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EINVAL") throw err
+      this.#directRefused = true
+      return false
+    } finally {
+      await fh.close()
     }
   }
 

@@ -1,6 +1,6 @@
 import { join } from "node:path"
 import { type BlobCommit, type BlobIndex, type BlobMeta, MemoryBlobIndex } from "./blob-index.ts"
-import { type ChunkStore, MemoryChunkStore } from "./chunk-store.ts"
+import { type ChunkStore, type ChunkWriteOptions, MemoryChunkStore } from "./chunk-store.ts"
 import { type Durability, FileChunkStore } from "./file-chunk-store.ts"
 import { BlobRef, type BlobKind } from "./format/blob-ref.ts"
 import { CHUNK_MAX_BYTES } from "./format/constants.ts"
@@ -13,6 +13,12 @@ import { LevelBlobIndex } from "./level-blob-index.ts"
 import { TieredChunkStore } from "./tiered-chunk-store.ts"
 import { KeyPins, Mutex } from "./lock.ts"
 import { defaultCacheBytes, MemoryCache } from "./memory-cache.ts"
+
+/**
+ * Chunks fetched from peers are written around the page cache: they are rarely read back at
+ * once, and new page-cache pages cost more CPU than the whole network receive (direct-write.ts).
+ */
+const FETCHED: ChunkWriteOptions = { bypassPageCache: true }
 
 /** Chunks up to this size live in the LevelDB index instead of their own files. */
 export const SMALL_CHUNK_BYTES = 64 * 1024
@@ -245,13 +251,13 @@ export class LocalStore {
    * Stores and commits a blob that is exactly one chunk whose bytes are in hand: small ones
    * ride in the commit batch (indexes that keep small chunks), others are written first.
    */
-  async #commitOneChunk(ref: BlobRef, bytes: Uint8Array, extra: Omit<CommitExtra, "inline"> = {}): Promise<void> {
+  async #commitOneChunk(ref: BlobRef, bytes: Uint8Array, extra: Omit<CommitExtra, "inline"> = {}, write?: ChunkWriteOptions): Promise<void> {
     this.#pins.add(ref.hex)
     try {
       if (this.index.inlinesChunks && bytes.length <= SMALL_CHUNK_BYTES) {
         await this.#commit(ref, undefined, [ref.hex], { ...extra, inline: { hex: ref.hex, bytes } })
       } else {
-        if (await this.chunks.write(ref.hex, bytes)) this.counters.bytesStoredNew += bytes.length
+        if (await this.chunks.write(ref.hex, bytes, write)) this.counters.bytesStoredNew += bytes.length
         await this.#commit(ref, undefined, [ref.hex], extra)
       }
     } finally {
@@ -332,7 +338,7 @@ export class LocalStore {
    */
   storeVerifiedChunk(hex: string, bytes: Uint8Array, options: { cache?: boolean } = {}): Promise<void> {
     return this.track(async () => {
-      if (await this.chunks.write(hex, bytes)) this.counters.bytesStoredNew += bytes.length
+      if (await this.chunks.write(hex, bytes, FETCHED)) this.counters.bytesStoredNew += bytes.length
       // a caller reusing `bytes` (a pooled buffer) must not leave it in the cache
       if (options.cache ?? true) this.cache.set(hex, bytes)
     })
@@ -341,7 +347,7 @@ export class LocalStore {
   /** Stores and commits a one-chunk blob that arrived verified from a peer (small ones in one batch). */
   commitFetchedChunk(ref: BlobRef, bytes: Uint8Array): Promise<void> {
     return this.track(async () => {
-      await this.#commitOneChunk(ref, bytes, { lastRead: Date.now() })
+      await this.#commitOneChunk(ref, bytes, { lastRead: Date.now() }, FETCHED)
       this.cache.set(ref.hex, bytes)
     })
   }

@@ -1,4 +1,4 @@
-import type { ChunkStore } from "./chunk-store.ts"
+import type { ChunkStore, ChunkWriteOptions } from "./chunk-store.ts"
 
 /**
  * Routes chunks by size: small ones (≤ `threshold`) to a store that is cheap per item (the
@@ -31,9 +31,9 @@ export class TieredChunkStore implements ChunkStore {
   async openRange(hex: string) {
     return (await this.small.openRange(hex)) ?? this.large.openRange(hex)
   }
-  async write(hex: string, bytes: Uint8Array) {
+  async write(hex: string, bytes: Uint8Array, options?: ChunkWriteOptions) {
     // each tier's write is a no-op when the chunk is already there
-    return this.#for(bytes.length).write(hex, bytes)
+    return this.#for(bytes.length).write(hex, bytes, options)
   }
   async remove(hex: string) {
     await Promise.all([this.small.remove(hex), this.large.remove(hex)])
