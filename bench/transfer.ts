@@ -26,7 +26,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { startNatsServer } from "../test/support/nats-server.ts"
 import { median, mbps, ratio, report } from "./lib.ts"
-import { Worker, allWorkersExited, killAllWorkers, now } from "./workers/proc.ts"
+import { BENCH_V8_FLAGS, Worker, allWorkersExited, killAllWorkers, now } from "./workers/proc.ts"
 
 const MIB = 1024 * 1024
 const GIB = 1024 * MIB
@@ -122,7 +122,7 @@ export async function runTransferBench(options: TransferBenchOptions = {}): Prom
   const root = await mkdtemp(join(tmpdir(), "df-bench-transfer-"))
   const fs = await statfs(root)
   const freeBytes = fs.bavail * fs.bsize
-  console.log(`bench/transfer: ${options.quick ? "QUICK" : "full"} run; temp ${root}; ${round(freeBytes / GIB)} GiB free there`)
+  console.log(`bench/transfer: ${options.quick ? "QUICK" : "full"} run; temp ${root}; ${round(freeBytes / GIB)} GiB free there; worker V8 flags: ${BENCH_V8_FLAGS.join(" ") || "(defaults)"}`)
   const server = await startNatsServer({ jetstream: true }).catch(async (err: unknown) => {
     await rm(root, { recursive: true, force: true })
     throw err
@@ -141,7 +141,7 @@ export async function runTransferBench(options: TransferBenchOptions = {}): Prom
   }
   process.once("SIGINT", onSignal)
   process.once("SIGTERM", onSignal)
-  const result: Record<string, unknown> = { quick: !!options.quick, natsServer: "local nats-server, -js, loopback", machine: "2 cores shared; numbers are noisy" }
+  const result: Record<string, unknown> = { quick: !!options.quick, natsServer: "local nats-server, -js, loopback", machine: "2 cores shared; numbers are noisy", workerV8Flags: BENCH_V8_FLAGS.join(" ") }
   const goals: Array<{ goal: string; value: number; target: string; pass: boolean }> = []
   const started = now()
   const errors: Record<string, string> = {}
@@ -178,7 +178,7 @@ export async function runTransferBench(options: TransferBenchOptions = {}): Prom
       const kOsPut = "Object Store put (default client)"
       const kOsGet = "Object Store get (default client)"
       const kOsRelay = "Object Store relay put+get (end to end)"
-      const kDisk = "B's storage floor: the same bytes written as 4 MiB files, no network"
+      const kDisk = "B's storage floor: the same bytes written as 4 MiB chunks by the chunk store, no network"
       const runs: Record<string, number[]> = { [kRead]: [], [kFetch]: [], [kRaw]: [], [kOsPut]: [], [kOsGet]: [], [kOsRelay]: [], [kDisk]: [] }
       // CPU seconds per GiB moved: sending process, receiving process, nats-server
       const cpu: Record<string, { sender: number[]; receiver: number[]; server: number[] }> = {}
@@ -192,6 +192,9 @@ export async function runTransferBench(options: TransferBenchOptions = {}): Prom
       }
       const rss: Record<string, number[]> = { "B (blobs.read, default cacheBytes)": [], "B (fetchBlob, default cacheBytes)": [], "raw pub": [], "raw sub": [], "Object Store put": [], "Object Store get": [] }
       const peersSeen: Array<Record<string, number>> = []
+      // stores are removed when step 1 ends, not between runs: on this ext4 (no journal) every
+      // file created within minutes of a mass delete scans the freed inodes (docs/PERFORMANCE.md)
+      const leftovers: string[] = []
       const ours = async (r: number, mode: "read" | "fetch") => {
         const prefix = prefixOf(mode === "read" ? "r" : "f")
         await A.call("reopen", { name: "a", prefix })
@@ -201,7 +204,8 @@ export async function runTransferBench(options: TransferBenchOptions = {}): Prom
         const [a0, b0, s0] = [await A.call<{ cpuS: number }>("rss"), await B.call<{ cpuS: number }>("rss"), serverCpuS(server.pid)]
         const res = await B.call<ReadResult>(mode, { name, ref: bigRef }, timeoutFor(S.big))
         const [a1, b1, s1] = [await A.call<{ cpuS: number }>("rss"), await B.call<{ cpuS: number }>("rss"), serverCpuS(server.pid)]
-        await B.call("close", { name, remove: true })
+        await B.call("close", { name })
+        leftovers.push(join(root, name))
         const k = mode === "read" ? kRead : kFetch
         runs[k]!.push(round(mbps(S.big, res.ms)))
         addCpu(k, a1.cpuS - a0.cpuS, b1.cpuS - b0.cpuS, s1 - s0)
@@ -233,6 +237,7 @@ export async function runTransferBench(options: TransferBenchOptions = {}): Prom
           "disk",
           async (r) => {
             const res = await B.call<{ ms: number; cpuS: number }>("diskWrite", { dir: join(root, `disk${r}`), size: S.big, seed: 5 }, timeoutFor(S.big))
+            leftovers.push(join(root, `disk${r}`))
             runs[kDisk]!.push(round(mbps(S.big, res.ms)))
             addCpu(kDisk, Number.NaN, res.cpuS, Number.NaN)
           },
@@ -302,6 +307,7 @@ export async function runTransferBench(options: TransferBenchOptions = {}): Prom
         peakRssMiB: Object.fromEntries(Object.entries(rss).map(([k, v]) => [k, v.length ? Math.max(...v) : null])),
         bytesFromPeers: peersSeen,
       }
+      await Promise.all(leftovers.map((d) => rm(d, { recursive: true, force: true })))
     })
 
     // ---------- 3. small-get latency, idle vs while C pulls a big blob from A ----------

@@ -37,6 +37,8 @@ export class FileChunkStore implements ChunkStore {
     await rm(store.#tmp, { recursive: true, force: true })
     await mkdir(store.#tmp, { recursive: true })
     await mkdir(store.#chunks, { recursive: true })
+    // all 256 fan-out folders up front: a chunk write is then create, write, rename (no mkdir)
+    await Promise.all(Array.from({ length: 256 }, (_, i) => mkdir(join(store.#chunks, i.toString(16).padStart(2, "0")), { recursive: true })))
     return store
   }
 
@@ -115,8 +117,12 @@ export class FileChunkStore implements ChunkStore {
       const direct = options.bypassPageCache === true && bytes.length >= DIRECT_MIN_BYTES && !this.#directRefused
       if (!(direct && (await this.#writeDirect(tmp, bytes)))) await this.#writeBuffered(tmp, bytes)
       const folder = join(this.#chunks, hex.slice(0, 2))
-      await mkdir(folder, { recursive: true })
-      await rename(tmp, final)
+      await rename(tmp, final).catch(async (err: NodeJS.ErrnoException) => {
+        // the folder was removed behind our back: make it again
+        if (err.code !== "ENOENT") throw err
+        await mkdir(folder, { recursive: true })
+        await rename(tmp, final)
+      })
       if (this.#durability === "always") await fsyncDir(folder)
       else {
         this.#dirty.add(final)

@@ -6,8 +6,7 @@
  *
  *   node --import tsx bench/workers/node.ts
  */
-import { mkdir, open, rename, rm } from "node:fs/promises"
-import { join } from "node:path"
+import { mkdir, rm } from "node:fs/promises"
 import { createInterface } from "node:readline"
 import { connect } from "@nats-io/transport-node"
 import type { NatsConnection } from "@nats-io/nats-core"
@@ -15,6 +14,7 @@ import { BlobRef, Blobs, fetchBlob, type ReadSources } from "../../plugin/index.
 import { decodeManifest } from "../../storage/format/manifest.ts"
 import { toHex } from "../../storage/format/hex.ts"
 import { BufferPool } from "../../plugin/buffer-pool.ts"
+import { FileChunkStore } from "../../storage/file-chunk-store.ts"
 import { seededBytes, seededStream } from "../../test/support/bytes.ts"
 import { now } from "./measure.ts"
 
@@ -252,26 +252,22 @@ const handlers: Record<string, (a: Args) => Promise<unknown>> = {
   },
 
   /**
-   * The receiver's storage floor without any network: writes `size` bytes as 4 MiB files
-   * (open, write, close, rename, like the chunk store) under `dir`, then removes them.
+   * The receiver's storage floor without any network: writes `size` bytes as 4 MiB chunks
+   * through the chunk store's own write (fetched-chunk mode: around the page cache) under `dir`.
    */
   async diskWrite(a) {
     const piece = seededBytes(4 << 20, a.seed)
-    await mkdir(a.dir, { recursive: true })
+    const store = await FileChunkStore.open(a.dir)
     const u0 = process.resourceUsage()
     const t0 = now()
     for (let off = 0, i = 0; off < a.size; off += piece.length, i++) {
-      const path = join(a.dir, `c${i}`)
-      const fh = await open(`${path}.tmp`, "w")
-      const len = Math.min(piece.length, a.size - off)
-      let done = 0
-      while (done < len) done += (await fh.write(piece, done, len - done)).bytesWritten
-      await fh.close()
-      await rename(`${path}.tmp`, path)
+      const hex = i.toString(16).padStart(64, "0")
+      await store.write(hex, piece.subarray(0, Math.min(piece.length, a.size - off)), { bypassPageCache: true })
     }
     const ms = now() - t0
     const u1 = process.resourceUsage()
-    await rm(a.dir, { recursive: true, force: true })
+    await store.close()
+    if (a.remove) await rm(a.dir, { recursive: true, force: true })
     return { ms, cpuS: (u1.userCPUTime + u1.systemCPUTime - u0.userCPUTime - u0.systemCPUTime) / 1e6 }
   },
 

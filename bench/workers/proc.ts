@@ -13,6 +13,13 @@ export { now } from "./measure.ts"
 
 const live = new Set<Worker>()
 
+/**
+ * V8 flags every worker runs with, baselines included (`BENCH_V8_FLAGS=""` for V8's defaults).
+ * A 2 MiB semi-space keeps V8 out of back-to-back mark-compacts in a streaming process with a
+ * small heap (docs/PERFORMANCE.md, "Hosting a node"); raw pub/sub measures the same either way.
+ */
+export const BENCH_V8_FLAGS = (process.env.BENCH_V8_FLAGS ?? "--max-semi-space-size=2").split(" ").filter(Boolean)
+
 export interface RpcReply {
   id: number
   ok: boolean
@@ -37,7 +44,7 @@ export class Worker {
   ) {
     // BENCH_WORKER_NODE_ARGS: extra node flags for every worker, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
     const extra = (process.env.BENCH_WORKER_NODE_ARGS ?? "").split(" ").filter(Boolean)
-    this.proc = spawn(process.execPath, [...extra, "--import", "tsx", join(WORKERS, script), ...args], { stdio: ["pipe", "pipe", "pipe"] })
+    this.proc = spawn(process.execPath, [...BENCH_V8_FLAGS, ...extra, "--import", "tsx", join(WORKERS, script), ...args], { stdio: ["pipe", "pipe", "pipe"] })
     live.add(this)
     this.proc.stdin!.on("error", () => {})
     this.proc.stdout!.on("data", (d: Buffer) => {
