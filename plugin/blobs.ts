@@ -125,16 +125,22 @@ export class Blobs implements AsyncDisposable {
 
   /**
    * Streams a blob's verified bytes: local cache and disk first, then the mesh when
-   * attached. Breaking out of the loop stops the read and frees what it held.
+   * attached. Each part is the caller's to keep. Breaking out of the loop stops the read
+   * and frees what it held.
    */
-  async *read(ref: BlobRef | string, options: ReadOptions = {}): AsyncGenerator<Uint8Array> {
+  read(ref: BlobRef | string, options: ReadOptions = {}): AsyncGenerator<Uint8Array> {
+    return this.#read(ref, options, false)
+  }
+
+  /** `borrowed`: each part is valid only until the next is asked for (see mesh.read). */
+  async *#read(ref: BlobRef | string, options: ReadOptions, borrowed: boolean): AsyncGenerator<Uint8Array> {
     this.#enter(options.signal)
     const r = BlobRef.from(ref)
     const report = throttled(options.onProgress)
     let bytes = 0
     const sources = options.sources ?? emptySources()
     const meta = await this.store.meta(r)
-    const source = meta ? this.store.read(r, { signal: options.signal, sources, meta }) : this.#remoteRead(r, options.signal, sources)
+    const source = meta ? this.store.read(r, { signal: options.signal, sources, meta }) : this.#remoteRead(r, options.signal, sources, borrowed)
     this.mesh?.recordRead(r)
     for await (const part of source) {
       throwIfAborted(options.signal)
@@ -145,9 +151,9 @@ export class Blobs implements AsyncDisposable {
     report({ bytes, totalBytes: r.size }, true)
   }
 
-  #remoteRead(ref: BlobRef, signal: AbortSignal | undefined, sources: ReadSources): AsyncIterable<Uint8Array> {
+  #remoteRead(ref: BlobRef, signal: AbortSignal | undefined, sources: ReadSources, borrowed: boolean): AsyncIterable<Uint8Array> {
     if (this.mesh === undefined) throw new NotFoundError(ref.toString())
-    return this.mesh.read(ref, { ...(signal ? { signal } : {}), sources })
+    return this.mesh.read(ref, { ...(signal ? { signal } : {}), sources, borrowed })
   }
 
   /** The whole blob in memory. Prefer `read` or `getToFile` for big blobs. */
@@ -155,7 +161,7 @@ export class Blobs implements AsyncDisposable {
     const r = BlobRef.from(ref)
     const out = new Uint8Array(r.size)
     let off = 0
-    for await (const part of this.read(r, options)) {
+    for await (const part of this.#read(r, options, true)) {
       out.set(part, off)
       off += part.length
     }
@@ -172,7 +178,7 @@ export class Blobs implements AsyncDisposable {
     const partial = `${path}.${randomBytes(4).toString("hex")}.partial`
     const fh = await open(partial, "w")
     try {
-      for await (const part of this.read(r, options)) {
+      for await (const part of this.#read(r, options, true)) {
         let off = 0
         while (off < part.length) off += (await fh.write(part, off, part.length - off)).bytesWritten
       }

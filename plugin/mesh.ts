@@ -254,8 +254,10 @@ export class Mesh {
   /**
    * Streams a blob from the mesh in order, with up to `chunkConcurrency` chunks and
    * `readAheadBytes` in flight (and the node-wide budget). Breaking out stops every fetch.
+   * `borrowed`: a part is valid only until the next is asked for (callers that copy or write
+   * each part first), which saves a copy per chunk.
    */
-  async *read(ref: BlobRef, options: { signal?: AbortSignal; sources?: ReadSources } = {}): AsyncGenerator<Uint8Array> {
+  async *read(ref: BlobRef, options: { signal?: AbortSignal; sources?: ReadSources; borrowed?: boolean } = {}): AsyncGenerator<Uint8Array> {
     const sources = options.sources ?? emptySources()
     const ctrl = new AbortController()
     const signal = options.signal ? AbortSignal.any([options.signal, ctrl.signal]) : ctrl.signal
@@ -296,6 +298,16 @@ export class Mesh {
         const len = manifest.entries[i]!.length
         perRead.release(len)
         this.#budget.release(len)
+        if (options.borrowed) {
+          // the caller is done with a part when it asks for the next: lend the pooled bytes
+          try {
+            throwIfAborted(options.signal)
+            yield bytes
+          } finally {
+            this.#release(taken)
+          }
+          continue
+        }
         // the caller owns what it is given: a pooled chunk goes out as a copy made just now,
         // which dies young if the caller drops it (chunks that lived through a whole fetch
         // were promoted, and each ~64 MiB of them cost a full GC: ~64 per GiB measured)

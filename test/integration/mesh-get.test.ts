@@ -1,9 +1,12 @@
+import { readFile } from "node:fs/promises"
+import { join } from "node:path"
 import { afterEach, describe, expect, inject, it } from "vitest"
 import { type BlobRef, fetchBlob, type ReadSources } from "../../plugin/index.ts"
 import { CHUNK_AVG_BYTES, CHUNK_MAX_BYTES, CHUNK_MIN_BYTES } from "../../storage/format/constants.ts"
 import { seededBytes } from "../support/bytes.ts"
 import { freshPrefix, startNode, type TestNode } from "../support/nodes.ts"
 import { until } from "../support/poll.ts"
+import { tempDir } from "../support/temp.ts"
 import { codeOf, sameBytes } from "../support/expect.ts"
 
 describe("get from the nearest holders over NATS", () => {
@@ -70,6 +73,24 @@ describe("get from the nearest holders over NATS", () => {
     const again: ReadSources = { cache: 0, disk: 0, peers: {} }
     await b.blobs.get(smallRef, { sources: again })
     expect(again.cache).toBe(small.length)
+  })
+
+  it("getToFile of a many-chunk blob from a peer writes exactly its bytes while reusing the receive buffers", async () => {
+    const prefix = freshPrefix()
+    const [a, b] = await Promise.all(["a", "b"].map((n) => startNode(url, n, { prefix })))
+    nodes.push(a!, b!)
+    const bytes = seededBytes(40 << 20, 21)
+    const ref = await a!.blobs.put(bytes)
+    const dir = await tempDir()
+    try {
+      const path = join(dir.path, "out.bin")
+      const sources: ReadSources = { cache: 0, disk: 0, peers: {} }
+      await b!.blobs.getToFile(ref, path, { sources })
+      expect(sources.peers.a).toBeGreaterThanOrEqual(bytes.length)
+      expect(sameBytes(await readFile(path), bytes)).toBe(true)
+    } finally {
+      await dir.remove()
+    }
   })
 
   it("no holder anywhere gives NO_HOLDER in bounded time", async () => {
