@@ -8,6 +8,7 @@ import type { LocalStore } from "../storage/local-store.ts"
 import { BATCH_CHUNK_MAX_BYTES, ChunkReceiver, fetchBatch, type Sender, serveBatches, startSender } from "../transfer/index.ts"
 import { BufferPool } from "./buffer-pool.ts"
 import { ByteBudget } from "./byte-budget.ts"
+import { ChunkOrder } from "./chunk-order.ts"
 import { storeChunkSource } from "./chunk-source.ts"
 import { forEachBounded } from "./concurrency.ts"
 import { natsFoldBus } from "./nats-bus.ts"
@@ -324,8 +325,9 @@ export class Mesh {
 
   /**
    * Makes a blob local (stored, committed, advertised) without streaming it to the caller.
-   * Chunks are fetched in a node-specific order, preferring peers that already hold them,
-   * so many readers of one blob share the load instead of all asking its producer.
+   * Chunks are fetched in a node-specific order, picking chunks peers already hold first
+   * (ChunkOrder) and asking those peers first, so many readers of one blob share the load
+   * instead of all asking its producer.
    */
   async fetchBlob(ref: BlobRef, options: { signal?: AbortSignal; onBytes?: (n: number) => void } = {}): Promise<ReadSources> {
     const sources = emptySources()
@@ -340,11 +342,14 @@ export class Mesh {
     }
     const manifest = await this.#manifestOf(ref, sources, signal)
     const hexes = manifest.entries.map((e) => toHex(e.hash))
-    const order = shuffled(hexes.length, this.#opts.node)
+    const self = this.#opts.node
+    const order = new ChunkOrder(hexes.length, self, (i) => this.folds.holdersOf(hexes[i]!).some((h) => h !== self && this.folds.isAlive(h)))
     await forEachBounded(
-      order,
+      hexes.keys(),
       this.#opts.chunkConcurrency,
-      async (i, s) => {
+      async (_, s) => {
+        // which chunk is decided when a slot frees up, so it can be one a peer got meanwhile
+        const i = order.next()!
         const len = manifest.entries[i]!.length
         await this.#budget.acquire(len, s)
         try {
@@ -436,17 +441,3 @@ function rotate(list: string[], by: number): string[] {
   const r = by % k
   return [...list.slice(r, k), ...list.slice(0, r), ...list.slice(k)]
 }
-
-/** 0..n-1 in an order seeded by the node id (stable per node, different across nodes). */
-function shuffled(n: number, seedText: string): number[] {
-  let s = 2166136261
-  for (let i = 0; i < seedText.length; i++) s = Math.imul(s ^ seedText.charCodeAt(i), 16777619)
-  const out = Array.from({ length: n }, (_, i) => i)
-  for (let i = n - 1; i > 0; i--) {
-    s = Math.imul(s ^ (s >>> 15), 2246822507) ^ Math.imul(s ^ (s >>> 13), 3266489909)
-    const j = (s >>> 0) % (i + 1)
-    ;[out[i], out[j]] = [out[j]!, out[i]!]
-  }
-  return out
-}
-
