@@ -201,6 +201,18 @@ export class Mesh {
    * The caller hands `taken` back to the pool once done with `bytes`.
    */
   async #fetchPooled(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal): Promise<{ bytes: Uint8Array; taken: Uint8Array[] }> {
+    const got = await this.#receivePooled(hex, length, blobHex, spread, sources, signal)
+    try {
+      await this.#storeReceived(hex, got.bytes)
+      return got
+    } catch (err) {
+      this.#release(got.taken)
+      throw err
+    }
+  }
+
+  /** Fetches a chunk (verified) into pooled buffers; nothing is stored yet. */
+  async #receivePooled(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal): Promise<{ bytes: Uint8Array; taken: Uint8Array[] }> {
     const taken: Uint8Array[] = []
     try {
       const bytes = await this.#fetchChunk(hex, blobHex, length, spread, sources, signal, (n) => {
@@ -208,13 +220,17 @@ export class Mesh {
         taken.push(b)
         return b
       })
-      await this.store.storeVerifiedChunk(hex, bytes, { cache: false })
-      this.folds.have([hex], "chunk")
       return { bytes, taken }
     } catch (err) {
       this.#release(taken)
       throw err
     }
+  }
+
+  /** Stores a verified chunk that arrived and advertises it (this node can serve it now). */
+  async #storeReceived(hex: string, bytes: Uint8Array): Promise<void> {
+    await this.store.storeVerifiedChunk(hex, bytes, { cache: false })
+    this.folds.have([hex], "chunk")
   }
 
   #release(taken: Uint8Array[]): void {
@@ -344,23 +360,53 @@ export class Mesh {
     const hexes = manifest.entries.map((e) => toHex(e.hash))
     const self = this.#opts.node
     const order = new ChunkOrder(hexes.length, self, (i) => this.folds.holdersOf(hexes[i]!).some((h) => h !== self && this.folds.isAlive(h)))
-    await forEachBounded(
-      hexes.keys(),
-      this.#opts.chunkConcurrency,
-      async (_, s) => {
-        // which chunk is decided when a slot frees up, so it can be one a peer got meanwhile
-        const i = order.next()!
-        const len = manifest.entries[i]!.length
-        await this.#budget.acquire(len, s)
-        try {
-          if (!(await this.store.hasChunk(hexes[i]!, len))) this.#release((await this.#fetchPooled(hexes[i]!, len, ref.hex, i, sources, s)).taken)
-          options.onBytes?.(len)
-        } finally {
-          this.#budget.release(len)
-        }
-      },
-      signal,
-    )
+    // a chunk's slot frees as soon as its bytes are verified: writing it to disk goes on in
+    // the background (its memory still counted in the node budget), so slow storage does not
+    // idle the network; a failed write stops the rest
+    const ctrl = new AbortController()
+    const fetching = AbortSignal.any([signal, ctrl.signal])
+    const storing = new Set<Promise<void>>()
+    let storeError: unknown
+    try {
+      await forEachBounded(
+        hexes.keys(),
+        this.#opts.chunkConcurrency,
+        async (_, s) => {
+          // which chunk is decided when a slot frees up, so it can be one a peer got meanwhile
+          const i = order.next()!
+          const hex = hexes[i]!
+          const len = manifest.entries[i]!.length
+          await this.#budget.acquire(len, s)
+          let handedOff = false
+          try {
+            if (!(await this.store.hasChunk(hex, len))) {
+              const { bytes, taken } = await this.#receivePooled(hex, len, ref.hex, i, sources, s)
+              const stored: Promise<void> = this.#storeReceived(hex, bytes)
+                .catch((err: unknown) => {
+                  storeError ??= err
+                  ctrl.abort(err)
+                })
+                .finally(() => {
+                  this.#release(taken)
+                  this.#budget.release(len)
+                  storing.delete(stored)
+                })
+              storing.add(stored)
+              handedOff = true
+            }
+            options.onBytes?.(len)
+          } finally {
+            if (!handedOff) this.#budget.release(len)
+          }
+        },
+        fetching,
+      )
+    } catch (err) {
+      throw storeError ?? err
+    } finally {
+      await Promise.all(storing)
+    }
+    if (storeError !== undefined) throw storeError
     await this.#complete(ref, manifest.bytes, hexes)
     return sources
   }

@@ -15,8 +15,10 @@ import {
   DEFAULT_MAX_ACTIVE_TRANSFERS,
   DEFAULT_PREFIX,
   DEFAULT_QUANTUM_BYTES,
+  BUSY_READ_WINDOW_BYTES,
   DEFAULT_READ_WINDOW_BYTES,
   DEFAULT_SENDER_IDLE_DROP_MS,
+  SENDER_FEW_TRANSFERS,
   SENDER_SOCKET_HIGH_WATER,
   SENDER_YIELD_BYTES,
 } from "./constants.ts"
@@ -128,7 +130,9 @@ class ChunkSender implements Sender {
   readonly subject: string
   readonly #nc: NatsConnection
   readonly #source: ChunkSource
+  /** Read window while few transfers are active, and while many are (both whole frames). */
   readonly #readWindow: number
+  readonly #busyReadWindow: number
   readonly #idleDropMs: number
   readonly #maxActive: number
   readonly #sub: Subscription
@@ -136,6 +140,7 @@ class ChunkSender implements Sender {
   readonly #drr: DeficitRoundRobin<OutTransfer>
   readonly #releasing = new Set<Promise<void>>()
   readonly #slabs: SlabPool
+  readonly #busySlabs: SlabPool
   #sweep: ReturnType<typeof setInterval> | undefined
   #pumping = false
   #wake: (() => void) | undefined
@@ -156,8 +161,10 @@ class ChunkSender implements Sender {
     this.#readWindow = Math.max(1, Math.round((o.readWindowBytes ?? DEFAULT_READ_WINDOW_BYTES) / DATA_MAX_PAYLOAD)) * DATA_MAX_PAYLOAD
     this.#idleDropMs = o.idleDropMs ?? DEFAULT_SENDER_IDLE_DROP_MS
     this.#maxActive = o.maxActiveTransfers ?? DEFAULT_MAX_ACTIVE_TRANSFERS
-    // two windows per transfer are in flight; keep enough for a few dozen busy transfers
-    this.#slabs = new SlabPool((this.#readWindow / DATA_MAX_PAYLOAD) * FRAME_MAX_BYTES, 64)
+    this.#busyReadWindow = Math.min(this.#readWindow, BUSY_READ_WINDOW_BYTES)
+    // two windows per transfer are in flight; keep enough for the few, and for a few dozen busy transfers
+    this.#slabs = new SlabPool((this.#readWindow / DATA_MAX_PAYLOAD) * FRAME_MAX_BYTES, 2 * SENDER_FEW_TRANSFERS)
+    this.#busySlabs = new SlabPool((this.#busyReadWindow / DATA_MAX_PAYLOAD) * FRAME_MAX_BYTES, 64)
     this.#drr = new DeficitRoundRobin(Math.max(DATA_MAX_PAYLOAD, o.quantumBytes ?? DEFAULT_QUANTUM_BYTES))
     this.#sub = nc.subscribe(this.subject, {
       callback: (err, msg) => {
@@ -319,7 +326,7 @@ class ChunkSender implements Sender {
     else this.#dropped++
     this.#transfers.delete(t.subject)
     this.#drr.remove(t)
-    for (const w of t.windows) this.#slabs.retire(w.backing)
+    for (const w of t.windows) this.#retire(w.backing)
     t.windows.length = 0
     const reader = t.reader
     if (reader !== undefined) {
@@ -341,21 +348,24 @@ class ChunkSender implements Sender {
     if (t.reading !== undefined || t.closed || t.windows.length >= 2 || t.readAt >= t.length) return
     const reader = t.reader!
     const start = t.readAt
-    const len = Math.min(this.#readWindow, t.length - start)
+    const few = this.#transfers.size <= SENDER_FEW_TRANSFERS
+    const len = Math.min(few ? this.#readWindow : this.#busyReadWindow, t.length - start)
     t.readAt = start + len
     // the source reads straight into the frames' payload slots (no copy) of a pooled slab
-    this.#slabs.recycle(this.#outboundEmpty())
-    const backing = this.#slabs.take()
+    const outboundEmpty = this.#outboundEmpty()
+    this.#slabs.recycle(outboundEmpty)
+    this.#busySlabs.recycle(outboundEmpty)
+    const backing = (few ? this.#slabs : this.#busySlabs).take()
     const { slab, payloads } = layoutDataSlab(start, len, backing)
     t.reading = reader.readInto(start, payloads).then(
       (got) => {
         t.reading = undefined
         if (t.closed) {
-          this.#slabs.retire(backing)
+          this.#retire(backing)
           return
         }
         if (got !== len) {
-          this.#slabs.retire(backing)
+          this.#retire(backing)
           this.#fail(t, new StorageError(`read returned ${got} of ${len} bytes`))
           return
         }
@@ -365,7 +375,7 @@ class ChunkSender implements Sender {
       },
       (err: unknown) => {
         t.reading = undefined
-        this.#slabs.retire(backing)
+        this.#retire(backing)
         if (!t.closed) this.#fail(t, new StorageError("read", { cause: err }))
       },
     )
@@ -388,7 +398,7 @@ class ChunkSender implements Sender {
       if (w === undefined) break
       const wEnd = w.start + w.length
       if (t.next >= wEnd) {
-        this.#slabs.retire(t.windows.shift()!.backing)
+        this.#retire(t.windows.shift()!.backing)
         this.#fill(t)
         continue
       }
@@ -417,7 +427,7 @@ class ChunkSender implements Sender {
         break
       }
       if (end === wEnd) {
-        this.#slabs.retire(t.windows.shift()!.backing)
+        this.#retire(t.windows.shift()!.backing)
         this.#fill(t)
       }
     }
@@ -456,6 +466,11 @@ class ChunkSender implements Sender {
       this.#pumping = false
       this.#wake = undefined
     }
+  }
+
+  /** Hands a sent (or unused) slab back to the pool of its size. */
+  #retire(backing: Uint8Array): void {
+    ;(backing.byteLength === this.#slabs.slabBytes ? this.#slabs : this.#busySlabs).retire(backing)
   }
 
   /**
