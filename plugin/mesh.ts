@@ -7,6 +7,7 @@ import { decodeManifest, type ManifestEntry } from "../storage/format/manifest.t
 import type { LocalStore } from "../storage/local-store.ts"
 import { BATCH_CHUNK_MAX_BYTES, ChunkReceiver, fetchBatch, type Sender, serveBatches, startSender } from "../transfer/index.ts"
 import { BufferPool } from "./buffer-pool.ts"
+import { BackgroundStores } from "./background-stores.ts"
 import { ByteBudget } from "./byte-budget.ts"
 import { ChunkOrder } from "./chunk-order.ts"
 import { storeChunkSource } from "./chunk-source.ts"
@@ -114,6 +115,11 @@ export class Mesh {
     return mesh
   }
 
+  /** Bytes of chunks this node's reads hold right now (in flight, handed out, or being written); at most `nodeBudgetBytes` (but one). */
+  get bytesInFlight(): number {
+    return this.#budget.used
+  }
+
   get node(): string {
     return this.#opts.node
   }
@@ -197,21 +203,9 @@ export class Mesh {
   }
 
   /**
-   * Fetches a chunk into pooled buffers (reused: no fresh memory per chunk) and stores it.
-   * The caller hands `taken` back to the pool once done with `bytes`.
+   * Fetches a chunk (verified) into pooled buffers (reused: no fresh memory per chunk);
+   * nothing is stored yet. The caller hands `taken` back to the pool once done with `bytes`.
    */
-  async #fetchPooled(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal): Promise<{ bytes: Uint8Array; taken: Uint8Array[] }> {
-    const got = await this.#receivePooled(hex, length, blobHex, spread, sources, signal)
-    try {
-      await this.#storeReceived(hex, got.bytes)
-      return got
-    } catch (err) {
-      this.#release(got.taken)
-      throw err
-    }
-  }
-
-  /** Fetches a chunk (verified) into pooled buffers; nothing is stored yet. */
   async #receivePooled(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal): Promise<{ bytes: Uint8Array; taken: Uint8Array[] }> {
     const taken: Uint8Array[] = []
     try {
@@ -239,14 +233,22 @@ export class Mesh {
 
   /**
    * A manifest chunk for a streaming read: from here (verified) or fetched into a pooled
-   * buffer; `taken` is non-empty when the bytes live in the pool and must be copied out.
+   * buffer, whose write to disk goes on in `stores`. `release` must be called once the
+   * caller is done with `bytes`; the chunk's memory is freed when that and its write are done.
    */
-  async #readChunk(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal, cache: boolean): Promise<{ bytes: Uint8Array; taken: Uint8Array[] }> {
+  async #readChunk(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal, cache: boolean, stores: BackgroundStores, free: () => void): Promise<{ bytes: Uint8Array; pooled: boolean; release: () => void }> {
     const local = await this.store.readChunk(hex, length, sources).catch(() => undefined)
-    if (local) return { bytes: local, taken: [] }
-    const got = await this.#fetchPooled(hex, length, blobHex, spread, sources, signal)
-    if (cache) this.store.cache.set(hex, got.bytes.slice())
-    return got
+    if (local) return { bytes: local, pooled: false, release: free }
+    const { bytes, taken } = await this.#receivePooled(hex, length, blobHex, spread, sources, signal)
+    if (cache) this.store.cache.set(hex, bytes.slice())
+    let holds = 2 // the caller, and the write
+    const release = () => {
+      if (--holds > 0) return
+      this.#release(taken)
+      free()
+    }
+    stores.add(this.#storeReceived(hex, bytes), release)
+    return { bytes, pooled: true, release }
   }
 
   async #manifestOf(ref: BlobRef, sources: ReadSources, signal: AbortSignal): Promise<{ bytes: Uint8Array; entries: readonly ManifestEntry[] }> {
@@ -292,47 +294,62 @@ export class Mesh {
       // scan resistance: a blob above 1/8 of the memory cache streams through without
       // evicting what is hot there (its chunks are on disk and in the page cache anyway)
       const cache = ref.size <= this.store.cache.capacity / 8
-      const pending: Array<Promise<{ bytes: Uint8Array; taken: Uint8Array[] }>> = []
+      const stores = new BackgroundStores((err) => ctrl.abort(err))
+      const pending: Array<Promise<{ bytes: Uint8Array; pooled: boolean; release: () => void }>> = []
       let next = 0
       const start = () => {
         const i = next++
         const e = manifest.entries[i]!
+        const free = () => {
+          perRead.release(e.length)
+          this.#budget.release(e.length)
+        }
         const p = (async () => {
           await perRead.acquire(e.length, signal)
           await this.#budget.acquire(e.length, signal).catch((err) => {
             perRead.release(e.length)
             throw err
           })
-          return this.#readChunk(hexes[i]!, e.length, ref.hex, i, sources, signal, cache)
+          return this.#readChunk(hexes[i]!, e.length, ref.hex, i, sources, signal, cache, stores, free).catch((err) => {
+            free()
+            throw err
+          })
         })()
         p.catch(() => {})
         pending.push(p)
       }
-      for (let i = 0; i < manifest.entries.length; i++) {
-        while (next < manifest.entries.length && next - i < this.#opts.chunkConcurrency) start()
-        const { bytes, taken } = await pending[i]!
-        pending[i] = undefined as never
-        const len = manifest.entries[i]!.length
-        perRead.release(len)
-        this.#budget.release(len)
-        if (options.borrowed) {
-          // the caller is done with a part when it asks for the next: lend the pooled bytes
-          try {
-            throwIfAborted(options.signal)
-            yield bytes
-          } finally {
-            this.#release(taken)
+      try {
+        for (let i = 0; i < manifest.entries.length; i++) {
+          while (next < manifest.entries.length && next - i < this.#opts.chunkConcurrency) start()
+          const { bytes, pooled, release } = await pending[i]!
+          pending[i] = undefined as never
+          if (options.borrowed) {
+            // the caller is done with a part when it asks for the next: lend the pooled bytes
+            try {
+              throwIfAborted(options.signal)
+              yield bytes
+            } finally {
+              release()
+            }
+            continue
           }
-          continue
+          // the caller owns what it is given: a pooled chunk goes out as a copy made just now,
+          // which dies young if the caller drops it (chunks that lived through a whole fetch
+          // were promoted, and each ~64 MiB of them cost a full GC: ~64 per GiB measured)
+          const out = pooled ? bytes.slice() : bytes
+          release()
+          throwIfAborted(options.signal)
+          yield out
         }
-        // the caller owns what it is given: a pooled chunk goes out as a copy made just now,
-        // which dies young if the caller drops it (chunks that lived through a whole fetch
-        // were promoted, and each ~64 MiB of them cost a full GC: ~64 per GiB measured)
-        const out = taken.length > 0 ? bytes.slice() : bytes
-        this.#release(taken)
-        throwIfAborted(options.signal)
-        yield out
+      } catch (err) {
+        stores.throwIfFailed()
+        throw err
+      } finally {
+        // chunks fetched ahead that the caller never took (it broke out, or a fetch failed)
+        for (const p of pending) void p?.then((got) => got.release(), () => {})
       }
+      await stores.settle()
+      stores.throwIfFailed()
       await this.#complete(ref, manifest.bytes, hexes)
     } finally {
       ctrl.abort()
@@ -364,9 +381,7 @@ export class Mesh {
     // the background (its memory still counted in the node budget), so slow storage does not
     // idle the network; a failed write stops the rest
     const ctrl = new AbortController()
-    const fetching = AbortSignal.any([signal, ctrl.signal])
-    const storing = new Set<Promise<void>>()
-    let storeError: unknown
+    const stores = new BackgroundStores((err) => ctrl.abort(err))
     try {
       await forEachBounded(
         hexes.keys(),
@@ -381,17 +396,10 @@ export class Mesh {
           try {
             if (!(await this.store.hasChunk(hex, len))) {
               const { bytes, taken } = await this.#receivePooled(hex, len, ref.hex, i, sources, s)
-              const stored: Promise<void> = this.#storeReceived(hex, bytes)
-                .catch((err: unknown) => {
-                  storeError ??= err
-                  ctrl.abort(err)
-                })
-                .finally(() => {
-                  this.#release(taken)
-                  this.#budget.release(len)
-                  storing.delete(stored)
-                })
-              storing.add(stored)
+              stores.add(this.#storeReceived(hex, bytes), () => {
+                this.#release(taken)
+                this.#budget.release(len)
+              })
               handedOff = true
             }
             options.onBytes?.(len)
@@ -399,14 +407,15 @@ export class Mesh {
             if (!handedOff) this.#budget.release(len)
           }
         },
-        fetching,
+        AbortSignal.any([signal, ctrl.signal]),
       )
     } catch (err) {
-      throw storeError ?? err
+      stores.throwIfFailed()
+      throw err
     } finally {
-      await Promise.all(storing)
+      await stores.settle()
     }
-    if (storeError !== undefined) throw storeError
+    stores.throwIfFailed()
     await this.#complete(ref, manifest.bytes, hexes)
     return sources
   }

@@ -44,6 +44,7 @@ const DEFS: Def[] = [
   } },
   { name: "dataforts_fetch_resumes_total", help: "Fetches resumed after a gap, timeout or holder death", kind: "counter", read: (b) => m(b)?.receiver.stats().resumes ?? 0 },
   { name: "dataforts_fetches_active", help: "Chunk fetches in flight", kind: "gauge", read: (b) => m(b)?.receiver.stats().activeFetches ?? 0 },
+  { name: "dataforts_read_inflight_bytes", help: "Chunk bytes reads hold now (in flight, handed out or being written), within the node budget", kind: "gauge", read: (b) => m(b)?.bytesInFlight ?? 0 },
   { name: "dataforts_holder_failures_total", help: "Holders abandoned or blamed, by error code", kind: "counter", read: (b) =>
     Object.entries(m(b)?.holderFailures ?? {}).map(([code, value]) => ({ labels: { code }, value })) },
   { name: "dataforts_served_bytes_total", help: "Chunk bytes served to peers", kind: "counter", read: (b) => m(b)?.sender.stats().bytesServed ?? 0 },

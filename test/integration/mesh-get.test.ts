@@ -93,6 +93,25 @@ describe("get from the nearest holders over NATS", () => {
     }
   })
 
+  it("a read the caller leaves early gives back its share of the node budget, so later reads still run", async () => {
+    const prefix = freshPrefix()
+    const a = await startNode(url, "a", { prefix })
+    // room for about three chunks node-wide: a leaked reservation would stall the next read
+    const b = await startNode(url, "b", { prefix, nodeBudgetBytes: 3 * CHUNK_MAX_BYTES, cacheBytes: 0 })
+    nodes.push(a, b)
+    const bytes = seededBytes(48 << 20, 33)
+    const ref = await a.blobs.put(bytes)
+    for (let round = 0; round < 3; round++) {
+      for await (const _part of b.blobs.read(ref)) {
+        await new Promise((r) => setTimeout(r, 300)) // the chunks read ahead arrive meanwhile
+        break
+      }
+      await until(() => b.blobs.mesh!.bytesInFlight === 0, "the read's budget is given back")
+    }
+    expect(sameBytes(await b.blobs.get(ref), bytes)).toBe(true)
+    expect(b.blobs.mesh!.bytesInFlight).toBe(0)
+  })
+
   it("no holder anywhere gives NO_HOLDER in bounded time", async () => {
     const prefix = freshPrefix()
     const a = await startNode(url, "a", { prefix, discoveryTimeoutMs: 500 })

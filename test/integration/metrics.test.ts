@@ -34,6 +34,8 @@ describe("Prometheus metrics", () => {
       expect(valueOf(tb, 'dataforts_read_bytes_total{source="cache"}')).toBe(bytes.length)
       expect(valueOf(tb, "dataforts_nodes_live")).toBe(2)
       expect(tb).toContain("# TYPE dataforts_cache_hits_total counter")
+      // both gets finished: nothing of theirs is still held against the node budget
+      expect(valueOf(tb, "dataforts_read_inflight_bytes")).toBe(0)
     } finally {
       await ma.close()
       await mb.close()
