@@ -1,13 +1,41 @@
+import { AbortedError } from "../storage/format/errors.ts"
+
 /**
  * Chunk writes that go on after their bytes were handed on (to the next fetch slot, or to
- * a reader), so slow storage does not idle the network. The first failure is kept and
- * reported once through `onError` (the caller stops its fetches); `settle` waits for all.
+ * a reader), so slow storage does not idle the network. At most `max` are pending: a
+ * fetch waits for `room()` first, so memory stays flat when the disk is slower than the
+ * network. The first failure is kept and reported once through `onError` (the caller stops
+ * its fetches); `settle` waits for all.
  */
 export class BackgroundStores {
   readonly #pending = new Set<Promise<void>>()
+  readonly #waiting: Array<() => void> = []
   #error: { err: unknown } | undefined
 
-  constructor(private readonly onError: (err: unknown) => void) {}
+  constructor(
+    private readonly max: number,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  /** Resolves once fewer than `max` writes are pending. */
+  async room(signal?: AbortSignal): Promise<void> {
+    while (this.#pending.size >= this.max) {
+      if (signal?.aborted) throw new AbortedError({ cause: signal.reason })
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          signal?.removeEventListener("abort", onAbort)
+          resolve()
+        }
+        const onAbort = () => {
+          const i = this.#waiting.indexOf(wake)
+          if (i >= 0) this.#waiting.splice(i, 1)
+          resolve()
+        }
+        signal?.addEventListener("abort", onAbort, { once: true })
+        this.#waiting.push(wake)
+      })
+    }
+  }
 
   /** Tracks `work`; `after` runs once it settled either way (release its memory there). */
   add(work: Promise<void>, after: () => void): void {
@@ -20,6 +48,7 @@ export class BackgroundStores {
       .finally(() => {
         this.#pending.delete(p)
         after()
+        this.#waiting.shift()?.()
       })
     this.#pending.add(p)
   }

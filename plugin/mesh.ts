@@ -294,7 +294,7 @@ export class Mesh {
       // scan resistance: a blob above 1/8 of the memory cache streams through without
       // evicting what is hot there (its chunks are on disk and in the page cache anyway)
       const cache = ref.size <= this.store.cache.capacity / 8
-      const stores = new BackgroundStores((err) => ctrl.abort(err))
+      const stores = new BackgroundStores(this.#opts.chunkConcurrency, (err) => ctrl.abort(err))
       const pending: Array<Promise<{ bytes: Uint8Array; pooled: boolean; release: () => void }>> = []
       let next = 0
       const start = () => {
@@ -305,6 +305,7 @@ export class Mesh {
           this.#budget.release(e.length)
         }
         const p = (async () => {
+          await stores.room(signal)
           await perRead.acquire(e.length, signal)
           await this.#budget.acquire(e.length, signal).catch((err) => {
             perRead.release(e.length)
@@ -381,7 +382,7 @@ export class Mesh {
     // the background (its memory still counted in the node budget), so slow storage does not
     // idle the network; a failed write stops the rest
     const ctrl = new AbortController()
-    const stores = new BackgroundStores((err) => ctrl.abort(err))
+    const stores = new BackgroundStores(this.#opts.chunkConcurrency, (err) => ctrl.abort(err))
     try {
       await forEachBounded(
         hexes.keys(),
@@ -391,6 +392,7 @@ export class Mesh {
           const i = order.next()!
           const hex = hexes[i]!
           const len = manifest.entries[i]!.length
+          await stores.room(s)
           await this.#budget.acquire(len, s)
           let handedOff = false
           try {
