@@ -1,5 +1,5 @@
 import { chmodSync, writeFileSync } from "node:fs"
-import { chmod, lstat, mkdir, open, readdir, readlink, symlink } from "node:fs/promises"
+import { chmod, lstat, mkdir, readdir, readlink, symlink } from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
 import { BlobRef } from "../storage/format/blob-ref.ts"
 import {
@@ -310,17 +310,17 @@ async function writeSmallFiles(
   }
 }
 
-/** A large file streamed into an O_EXCL file with about one chunk of memory. */
+/** A large file streamed to its place (getToFile: a .partial file, then rename) with about one chunk of memory. */
 async function writeLargeFile(blobs: Blobs, ref: BlobRef, path: string, mode: number, signal: AbortSignal, sources: ReadSources | undefined, onBytes: (n: number) => void): Promise<void> {
-  const fh = await open(path, "wx", 0o600)
-  try {
-    for await (const part of blobs.read(ref, { signal, ...(sources ? { sources } : {}) })) {
-      let off = 0
-      while (off < part.length) off += (await fh.write(part, off, part.length - off)).bytesWritten
-      onBytes(part.length)
-    }
-    await fh.chmod(mode & 0o7777)
-  } finally {
-    await fh.close()
-  }
+  // getToFile lends the read's pooled chunk buffers to the file writes (no copy per chunk)
+  let reported = 0
+  await blobs.getToFile(ref, path, {
+    signal,
+    ...(sources ? { sources } : {}),
+    onProgress: ({ bytes }) => {
+      onBytes(bytes - reported)
+      reported = bytes
+    },
+  })
+  await chmod(path, mode & 0o7777)
 }
