@@ -4,6 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Blobs } from "../../plugin/index.ts"
+import { FileChunkStore } from "../../storage/file-chunk-store.ts"
 import { seededBytes } from "../support/bytes.ts"
 
 /** A real full disk: a 6 MiB tmpfs mounted for this test (CI runs as root). */
@@ -34,5 +35,15 @@ describe("a disk that fills", () => {
     const again = await blobs.put(seededBytes(1 << 20, 3))
     expect((await blobs.stat(again)).size).toBe(1 << 20)
     await blobs.close()
+  })
+
+  it("a chunk fetched from a peer (written around the page cache) that does not fit: DISK_FULL, nothing left behind", async () => {
+    const store = await FileChunkStore.open(join(mnt, "direct"))
+    let code: string | undefined
+    await store.write("ab".repeat(32), seededBytes(8 << 20, 4), { bypassPageCache: true }).catch((e) => (code = e.code))
+    expect(code).toBe("DISK_FULL")
+    expect(await store.has("ab".repeat(32))).toBe(false)
+    expect(await readdir(join(mnt, "direct", "tmp"))).toEqual([])
+    await store.close()
   })
 })
