@@ -1,43 +1,37 @@
-import { AbortedError } from "../storage/format/errors.ts"
+import { ByteBudget } from "./byte-budget.ts"
 
 /**
  * Chunk writes that go on after their bytes were handed on (to the next fetch slot, or to
- * a reader), so slow storage does not idle the network. At most `max` are pending: a
- * fetch waits for `room()` first, so memory stays flat when the disk is slower than the
- * network. The first failure is kept and reported once through `onError` (the caller stops
- * its fetches); `settle` waits for all.
+ * a reader), so slow storage does not idle the network. At most `max` run at once: a fetch
+ * reserves a write slot first (first come first served, so a streaming read, which starts
+ * its chunks in order, never lets a later chunk take the read-ahead budget the next one
+ * needs) and gives it back unused when its chunk was already here. Memory stays flat when
+ * the disk is slower than the network. The first failure is kept and reported once through
+ * `onError` (the caller stops its fetches); `settle` waits for all.
  */
 export class BackgroundStores {
   readonly #pending = new Set<Promise<void>>()
-  readonly #waiting: Array<() => void> = []
+  readonly #slots: ByteBudget
   #error: { err: unknown } | undefined
 
   constructor(
-    private readonly max: number,
+    max: number,
     private readonly onError: (err: unknown) => void,
-  ) {}
-
-  /** Resolves once fewer than `max` writes are pending. */
-  async room(signal?: AbortSignal): Promise<void> {
-    while (this.#pending.size >= this.max) {
-      if (signal?.aborted) throw new AbortedError({ cause: signal.reason })
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          signal?.removeEventListener("abort", onAbort)
-          resolve()
-        }
-        const onAbort = () => {
-          const i = this.#waiting.indexOf(wake)
-          if (i >= 0) this.#waiting.splice(i, 1)
-          resolve()
-        }
-        signal?.addEventListener("abort", onAbort, { once: true })
-        this.#waiting.push(wake)
-      })
-    }
+  ) {
+    this.#slots = new ByteBudget(max)
   }
 
-  /** Tracks `work`; `after` runs once it settled either way (release its memory there). */
+  /** Takes a write slot (waits while `max` are taken); `add` or `unreserve` gives it back. */
+  reserve(signal?: AbortSignal): Promise<void> {
+    return this.#slots.acquire(1, signal)
+  }
+
+  /** Gives back a slot that no write needed. */
+  unreserve(): void {
+    this.#slots.release(1)
+  }
+
+  /** Tracks `work` in a reserved slot; `after` runs once it settled either way (release its memory there). */
   add(work: Promise<void>, after: () => void): void {
     const p: Promise<void> = work
       .catch((err: unknown) => {
@@ -48,7 +42,7 @@ export class BackgroundStores {
       .finally(() => {
         this.#pending.delete(p)
         after()
-        this.#waiting.shift()?.()
+        this.#slots.release(1)
       })
     this.#pending.add(p)
   }

@@ -56,6 +56,13 @@ const BATCH_GROUP = 256
 const AVOID_MS = 30_000
 
 /**
+ * Chunk writes a read or fetch lets run behind it. One write (~2–5 ms for 4 MiB here) is
+ * rarely longer than the next chunk's transfer; two keep the receive buffers a read holds
+ * within the buffer pool, so none become garbage (more made RSS grow with the blob's size).
+ */
+const BACKGROUND_WRITES = 2
+
+/**
  * The mesh side of a node: folds (who holds what, who is alive, heat), the holder's sender,
  * and the get path for blobs this node does not hold. Arrived chunks are stored and
  * advertised as they land (the reader becomes a holder), and the blob is advertised whole
@@ -233,13 +240,19 @@ export class Mesh {
 
   /**
    * A manifest chunk for a streaming read: from here (verified) or fetched into a pooled
-   * buffer, whose write to disk goes on in `stores`. `release` must be called once the
+   * buffer, whose write to disk goes on in `stores` (in the slot the caller reserved). `release` must be called once the
    * caller is done with `bytes`; the chunk's memory is freed when that and its write are done.
    */
   async #readChunk(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal, cache: boolean, stores: BackgroundStores, free: () => void): Promise<{ bytes: Uint8Array; pooled: boolean; release: () => void }> {
     const local = await this.store.readChunk(hex, length, sources).catch(() => undefined)
-    if (local) return { bytes: local, pooled: false, release: free }
-    const { bytes, taken } = await this.#receivePooled(hex, length, blobHex, spread, sources, signal)
+    if (local) {
+      stores.unreserve()
+      return { bytes: local, pooled: false, release: free }
+    }
+    const { bytes, taken } = await this.#receivePooled(hex, length, blobHex, spread, sources, signal).catch((err: unknown) => {
+      stores.unreserve()
+      throw err
+    })
     if (cache) this.store.cache.set(hex, bytes.slice())
     let holds = 2 // the caller, and the write
     const release = () => {
@@ -294,7 +307,7 @@ export class Mesh {
       // scan resistance: a blob above 1/8 of the memory cache streams through without
       // evicting what is hot there (its chunks are on disk and in the page cache anyway)
       const cache = ref.size <= this.store.cache.capacity / 8
-      const stores = new BackgroundStores(this.#opts.chunkConcurrency, (err) => ctrl.abort(err))
+      const stores = new BackgroundStores(BACKGROUND_WRITES, (err) => ctrl.abort(err))
       const pending: Array<Promise<{ bytes: Uint8Array; pooled: boolean; release: () => void }>> = []
       let next = 0
       const start = () => {
@@ -305,12 +318,17 @@ export class Mesh {
           this.#budget.release(e.length)
         }
         const p = (async () => {
-          await stores.room(signal)
-          await perRead.acquire(e.length, signal)
-          await this.#budget.acquire(e.length, signal).catch((err) => {
-            perRead.release(e.length)
+          await stores.reserve(signal)
+          try {
+            await perRead.acquire(e.length, signal)
+            await this.#budget.acquire(e.length, signal).catch((err) => {
+              perRead.release(e.length)
+              throw err
+            })
+          } catch (err) {
+            stores.unreserve()
             throw err
-          })
+          }
           return this.#readChunk(hexes[i]!, e.length, ref.hex, i, sources, signal, cache, stores, free).catch((err) => {
             free()
             throw err
@@ -382,7 +400,7 @@ export class Mesh {
     // the background (its memory still counted in the node budget), so slow storage does not
     // idle the network; a failed write stops the rest
     const ctrl = new AbortController()
-    const stores = new BackgroundStores(this.#opts.chunkConcurrency, (err) => ctrl.abort(err))
+    const stores = new BackgroundStores(BACKGROUND_WRITES, (err) => ctrl.abort(err))
     try {
       await forEachBounded(
         hexes.keys(),
@@ -392,21 +410,25 @@ export class Mesh {
           const i = order.next()!
           const hex = hexes[i]!
           const len = manifest.entries[i]!.length
-          await stores.room(s)
-          await this.#budget.acquire(len, s)
+          await stores.reserve(s)
           let handedOff = false
           try {
-            if (!(await this.store.hasChunk(hex, len))) {
-              const { bytes, taken } = await this.#receivePooled(hex, len, ref.hex, i, sources, s)
-              stores.add(this.#storeReceived(hex, bytes), () => {
-                this.#release(taken)
-                this.#budget.release(len)
-              })
-              handedOff = true
+            await this.#budget.acquire(len, s)
+            try {
+              if (!(await this.store.hasChunk(hex, len))) {
+                const { bytes, taken } = await this.#receivePooled(hex, len, ref.hex, i, sources, s)
+                stores.add(this.#storeReceived(hex, bytes), () => {
+                  this.#release(taken)
+                  this.#budget.release(len)
+                })
+                handedOff = true
+              }
+              options.onBytes?.(len)
+            } finally {
+              if (!handedOff) this.#budget.release(len)
             }
-            options.onBytes?.(len)
           } finally {
-            if (!handedOff) this.#budget.release(len)
+            if (!handedOff) stores.unreserve()
           }
         },
         AbortSignal.any([signal, ctrl.signal]),

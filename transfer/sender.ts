@@ -352,9 +352,7 @@ class ChunkSender implements Sender {
     const len = Math.min(few ? this.#readWindow : this.#busyReadWindow, t.length - start)
     t.readAt = start + len
     // the source reads straight into the frames' payload slots (no copy) of a pooled slab
-    const outboundEmpty = this.#outboundEmpty()
-    this.#slabs.recycle(outboundEmpty)
-    this.#busySlabs.recycle(outboundEmpty)
+    this.#recycle()
     const backing = (few ? this.#slabs : this.#busySlabs).take()
     const { slab, payloads } = layoutDataSlab(start, len, backing)
     t.reading = reader.readInto(start, payloads).then(
@@ -460,12 +458,22 @@ class ChunkSender implements Sender {
           sinceYield = 0
           await new Promise<void>((resolve) => setImmediate(resolve))
           await this.#socketDrained()
+          // nats.js flushes its queue in microtasks, so it is often empty here: sent slabs are
+          // free again (left retired until the next read, too many would become garbage)
+          this.#recycle()
         }
       }
     } finally {
       this.#pumping = false
       this.#wake = undefined
     }
+  }
+
+  /** Makes retired slabs reusable once nats.js holds no frame views any more. */
+  #recycle(): void {
+    const outboundEmpty = this.#outboundEmpty()
+    this.#slabs.recycle(outboundEmpty)
+    this.#busySlabs.recycle(outboundEmpty)
   }
 
   /** Hands a sent (or unused) slab back to the pool of its size. */

@@ -112,6 +112,21 @@ describe("get from the nearest holders over NATS", () => {
     expect(b.blobs.mesh!.bytesInFlight).toBe(0)
   })
 
+  it("a streaming read of maximum-size chunks with little read-ahead finishes (chunks take their budget in order)", async () => {
+    const prefix = freshPrefix()
+    const a = await startNode(url, "a", { prefix })
+    // two chunks of read-ahead, six fetches, two background writes: a later chunk must not
+    // take the budget the next one in order needs
+    const b = await startNode(url, "b", { prefix, readAheadBytes: 2 * CHUNK_MAX_BYTES, cacheBytes: 0 })
+    nodes.push(a, b)
+    const bytes = new Uint8Array(6 * CHUNK_MAX_BYTES) // zeros: every chunk is cut at the maximum
+    const ref = await a.blobs.put(bytes)
+    let got = 0
+    for await (const part of b.blobs.read(ref)) got += part.length
+    expect(got).toBe(bytes.length)
+    expect(b.blobs.mesh!.bytesInFlight).toBe(0)
+  })
+
   it("no holder anywhere gives NO_HOLDER in bounded time", async () => {
     const prefix = freshPrefix()
     const a = await startNode(url, "a", { prefix, discoveryTimeoutMs: 500 })

@@ -10,20 +10,23 @@ const deferred = () => {
 const tick = () => new Promise((r) => setImmediate(r))
 
 describe("BackgroundStores (chunk writes behind the fetches)", () => {
-  it("lets a fetch start only while fewer than max writes are pending", async () => {
+  it("lets a fetch start only while fewer than max write slots are taken, first come first served", async () => {
     const stores = new BackgroundStores(2, () => {})
     const w1 = deferred()
-    const w2 = deferred()
+    await stores.reserve()
     stores.add(w1.promise, () => {})
-    stores.add(w2.promise, () => {})
-    let roomed = false
-    const waiting = stores.room().then(() => (roomed = true))
+    await stores.reserve() // a chunk that turns out to be here already: no write
+    const order: string[] = []
+    const first = stores.reserve().then(() => order.push("first"))
+    const second = stores.reserve().then(() => order.push("second"))
     await tick()
-    expect(roomed).toBe(false)
+    expect(order).toEqual([])
+    stores.unreserve()
+    await first
+    expect(order).toEqual(["first"])
     w1.resolve()
-    await waiting
-    expect(roomed).toBe(true)
-    w2.resolve()
+    await second
+    expect(order).toEqual(["first", "second"])
     await stores.settle()
   })
 
@@ -33,6 +36,7 @@ describe("BackgroundStores (chunk writes behind the fetches)", () => {
     const freed: string[] = []
     const bad = deferred()
     const alsoBad = deferred()
+    for (let i = 0; i < 3; i++) await stores.reserve()
     stores.add(bad.promise, () => freed.push("bad"))
     stores.add(alsoBad.promise, () => freed.push("alsoBad"))
     stores.add(Promise.resolve(), () => freed.push("ok"))
@@ -51,13 +55,14 @@ describe("BackgroundStores (chunk writes behind the fetches)", () => {
     expect(thrown).toBe(diskFull)
   })
 
-  it("stops waiting for room when the fetch is aborted", async () => {
+  it("stops waiting for a slot when the fetch is aborted", async () => {
     const stores = new BackgroundStores(1, () => {})
     const w = deferred()
+    await stores.reserve()
     stores.add(w.promise, () => {})
     const ctrl = new AbortController()
-    const waiting = stores.room(ctrl.signal).then(
-      () => "roomed",
+    const waiting = stores.reserve(ctrl.signal).then(
+      () => "reserved",
       (e: { code?: string }) => e.code,
     )
     ctrl.abort()
