@@ -242,8 +242,9 @@ export class Mesh {
 
   /**
    * A manifest chunk for a streaming read: from here (verified) or fetched into a pooled
-   * buffer, whose write to disk goes on in `stores` (in the slot the caller reserved). `release` must be called once the
-   * caller is done with `bytes`; the chunk's memory is freed when that and its write are done.
+   * buffer, whose write to disk goes on in `stores` (in the slot the caller reserved).
+   * `release` must be called once the caller is done with `bytes`; the chunk's memory is
+   * freed when that and its write are done.
    */
   async #readChunk(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal, cache: boolean, stores: BackgroundStores, free: () => void): Promise<{ bytes: Uint8Array; pooled: boolean; release: () => void }> {
     const local = await this.store.readChunk(hex, length, sources).catch(() => undefined)
