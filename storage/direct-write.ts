@@ -18,7 +18,7 @@ import type { FileHandle } from "node:fs/promises"
 /** Offsets, lengths and staging addresses are multiples of this (covers 512 B and 4 KiB devices). */
 export const DIRECT_ALIGN = 4096
 /** Bytes copied and written per direct write call. */
-export const DIRECT_SLICE_BYTES = 1 << 20
+export const DIRECT_SLICE_BYTES = 4 << 20
 /** Staging slices (one per concurrent direct write; libuv runs four fs calls at a time). */
 const STAGING_SLICES = 4
 const WASM_PAGE = 65536
