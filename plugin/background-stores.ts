@@ -3,11 +3,10 @@ import { ByteBudget } from "./byte-budget.ts"
 /**
  * Chunk writes that go on after their bytes were handed on (to the next fetch slot, or to
  * a reader), so slow storage does not idle the network. At most `max` run at once: a fetch
- * reserves a write slot first (first come first served, so a streaming read, which starts
- * its chunks in order, never lets a later chunk take the read-ahead budget the next one
- * needs) and gives it back unused when its chunk was already here. Memory stays flat when
- * the disk is slower than the network. The first failure is kept and reported once through
- * `onError` (the caller stops its fetches); `settle` waits for all.
+ * whose bytes arrived reserves a write slot (first come first served) before it lets go of
+ * them, so when the disk is slower than the network the fetches wait and memory stays
+ * flat. The first failure is kept and reported once through `onError` (the caller stops its
+ * fetches); `settle` waits for all.
  */
 export class BackgroundStores {
   readonly #pending = new Set<Promise<void>>()
@@ -21,14 +20,9 @@ export class BackgroundStores {
     this.#slots = new ByteBudget(max)
   }
 
-  /** Takes a write slot (waits while `max` are taken); `add` or `unreserve` gives it back. */
+  /** Takes a write slot (waits while `max` are taken); the `add` that uses it gives it back. */
   reserve(signal?: AbortSignal): Promise<void> {
     return this.#slots.acquire(1, signal)
-  }
-
-  /** Gives back a slot that no write needed. */
-  unreserve(): void {
-    this.#slots.release(1)
   }
 
   /** Tracks `work` in a reserved slot; `after` runs once it settled either way (release its memory there). */

@@ -242,18 +242,16 @@ export class Mesh {
 
   /**
    * A manifest chunk for a streaming read: from here (verified) or fetched into a pooled
-   * buffer, whose write to disk goes on in `stores` (in the slot the caller reserved).
+   * buffer, whose write to disk goes on in `stores` (once a write slot is free).
    * `release` must be called once the caller is done with `bytes`; the chunk's memory is
    * freed when that and its write are done.
    */
   async #readChunk(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal, cache: boolean, stores: BackgroundStores, free: () => void): Promise<{ bytes: Uint8Array; pooled: boolean; release: () => void }> {
     const local = await this.store.readChunk(hex, length, sources).catch(() => undefined)
-    if (local) {
-      stores.unreserve()
-      return { bytes: local, pooled: false, release: free }
-    }
-    const { bytes, taken } = await this.#receivePooled(hex, length, blobHex, spread, sources, signal).catch((err: unknown) => {
-      stores.unreserve()
+    if (local) return { bytes: local, pooled: false, release: free }
+    const { bytes, taken } = await this.#receivePooled(hex, length, blobHex, spread, sources, signal)
+    await stores.reserve(signal).catch((err: unknown) => {
+      this.#release(taken)
       throw err
     })
     if (cache) this.store.cache.set(hex, bytes.slice())
@@ -321,17 +319,11 @@ export class Mesh {
           this.#budget.release(e.length)
         }
         const p = (async () => {
-          await stores.reserve(signal)
-          try {
-            await perRead.acquire(e.length, signal)
-            await this.#budget.acquire(e.length, signal).catch((err) => {
-              perRead.release(e.length)
-              throw err
-            })
-          } catch (err) {
-            stores.unreserve()
+          await perRead.acquire(e.length, signal)
+          await this.#budget.acquire(e.length, signal).catch((err) => {
+            perRead.release(e.length)
             throw err
-          }
+          })
           return this.#readChunk(hexes[i]!, e.length, ref.hex, i, sources, signal, cache, stores, free).catch((err) => {
             free()
             throw err
@@ -413,25 +405,25 @@ export class Mesh {
           const i = order.next()!
           const hex = hexes[i]!
           const len = manifest.entries[i]!.length
-          await stores.reserve(s)
+          await this.#budget.acquire(len, s)
           let handedOff = false
           try {
-            await this.#budget.acquire(len, s)
-            try {
-              if (!(await this.store.hasChunk(hex, len))) {
-                const { bytes, taken } = await this.#receivePooled(hex, len, ref.hex, i, sources, s)
-                stores.add(this.#storeReceived(hex, bytes), () => {
-                  this.#release(taken)
-                  this.#budget.release(len)
-                })
-                handedOff = true
-              }
-              options.onBytes?.(len)
-            } finally {
-              if (!handedOff) this.#budget.release(len)
+            if (!(await this.store.hasChunk(hex, len))) {
+              const { bytes, taken } = await this.#receivePooled(hex, len, ref.hex, i, sources, s)
+              // the slot stays busy while every write slot is: the network waits for the disk
+              await stores.reserve(s).catch((err: unknown) => {
+                this.#release(taken)
+                throw err
+              })
+              stores.add(this.#storeReceived(hex, bytes), () => {
+                this.#release(taken)
+                this.#budget.release(len)
+              })
+              handedOff = true
             }
+            options.onBytes?.(len)
           } finally {
-            if (!handedOff) stores.unreserve()
+            if (!handedOff) this.#budget.release(len)
           }
         },
         AbortSignal.any([signal, ctrl.signal]),

@@ -10,18 +10,20 @@ const deferred = () => {
 const tick = () => new Promise((r) => setImmediate(r))
 
 describe("BackgroundStores (chunk writes behind the fetches)", () => {
-  it("lets a fetch start only while fewer than max write slots are taken, first come first served", async () => {
+  it("hands out write slots only while fewer than max writes run, first come first served", async () => {
     const stores = new BackgroundStores(2, () => {})
     const w1 = deferred()
+    const w2 = deferred()
     await stores.reserve()
     stores.add(w1.promise, () => {})
-    await stores.reserve() // a chunk that turns out to be here already: no write
+    await stores.reserve()
+    stores.add(w2.promise, () => {})
     const order: string[] = []
     const first = stores.reserve().then(() => order.push("first"))
     const second = stores.reserve().then(() => order.push("second"))
     await tick()
     expect(order).toEqual([])
-    stores.unreserve()
+    w2.resolve()
     await first
     expect(order).toEqual(["first"])
     w1.resolve()
