@@ -10,6 +10,7 @@ import { BufferPool } from "./buffer-pool.ts"
 import { BackgroundStores } from "./background-stores.ts"
 import { ByteBudget } from "./byte-budget.ts"
 import { ChunkOrder } from "./chunk-order.ts"
+import { SlowStart } from "./slow-start.ts"
 import { storeChunkSource } from "./chunk-source.ts"
 import { forEachBounded } from "./concurrency.ts"
 import { natsFoldBus } from "./nats-bus.ts"
@@ -396,11 +397,13 @@ export class Mesh {
     // idle the network; a failed write stops the rest
     const ctrl = new AbortController()
     const stores = new BackgroundStores(BACKGROUND_WRITES, (err) => ctrl.abort(err))
+    const rampUp = new SlowStart()
     try {
       await forEachBounded(
         hexes.keys(),
         this.#opts.chunkConcurrency,
-        async (_, s) => {
+        async (k, s) => {
+          await rampUp.ready(k, s)
           // which chunk is decided when a slot frees up, so it can be one a peer got meanwhile
           const i = order.next()!
           const hex = hexes[i]!
@@ -422,6 +425,7 @@ export class Mesh {
               handedOff = true
             }
             options.onBytes?.(len)
+            rampUp.arrived()
           } finally {
             if (!handedOff) this.#budget.release(len)
           }
