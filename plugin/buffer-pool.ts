@@ -12,6 +12,8 @@ export class BufferPool {
   constructor(
     /** Bytes of free buffers kept; more are left to the GC. */
     private readonly keepBytes: number,
+    /** Makes a new zeroed buffer (e.g. page-aligned ones, which direct writes take as they are). */
+    private readonly allocate: (length: number) => Uint8Array = (length) => new Uint8Array(length),
   ) {}
 
   /** A buffer of at least `length` bytes (sized up to the next MiB). */
@@ -26,7 +28,7 @@ export class BufferPool {
       this.#freeBytes -= b.length
       return b
     }
-    return new Uint8Array(Math.ceil(length / (1 << 20)) * (1 << 20) || 1)
+    return this.allocate(Math.ceil(length / (1 << 20)) * (1 << 20) || 1)
   }
 
   release(buffer: Uint8Array): void {

@@ -5,6 +5,7 @@ import { NoHolderError, throwIfAborted, type DatafortsError } from "../storage/f
 import { toHex } from "../storage/format/hex.ts"
 import { decodeManifest, type ManifestEntry } from "../storage/format/manifest.ts"
 import type { LocalStore } from "../storage/local-store.ts"
+import { alignedBytes } from "../storage/direct-write.ts"
 import { BATCH_CHUNK_MAX_BYTES, ChunkReceiver, fetchBatch, type Sender, serveBatches, startSender } from "../transfer/index.ts"
 import { BufferPool } from "./buffer-pool.ts"
 import { BackgroundStores } from "./background-stores.ts"
@@ -79,7 +80,8 @@ export class Mesh {
   readonly #budget: ByteBudget
   readonly #avoid = new Map<string, number>()
   /** Receive buffers: 64 MiB kept free, enough for six chunks in flight and four being written. */
-  readonly #pool = new BufferPool(64 << 20)
+  /** Page-aligned: a received chunk is written to disk straight from its buffer (O_DIRECT, no staging copy). */
+  readonly #pool = new BufferPool(64 << 20, alignedBytes)
   /** Holders abandoned or blamed, by error code (for operators and tests). */
   readonly holderFailures: Record<string, number> = {}
   readonly #opts: Required<Omit<AttachOptions, "zone" | "nats" | "folds">> & { zone?: string }

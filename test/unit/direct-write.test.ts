@@ -1,8 +1,9 @@
 import { execFileSync } from "node:child_process"
-import { readdir, readFile } from "node:fs/promises"
+import { constants } from "node:fs"
+import { open, readdir, readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
-import { AlignedStaging, DIRECT_ALIGN } from "../../storage/direct-write.ts"
+import { AlignedStaging, alignedBytes, DIRECT_ALIGN, DIRECT_SLICE_BYTES, O_DIRECT, writeDirect } from "../../storage/direct-write.ts"
 import { FileChunkStore } from "../../storage/file-chunk-store.ts"
 import { seededBytes } from "../support/bytes.ts"
 import { tempDir } from "../support/temp.ts"
@@ -26,7 +27,7 @@ describe("chunk writes around the page cache", () => {
   })
 
   it("stores exactly the bytes at lengths on and off the block and slice boundaries", async () => {
-    const sizes = [256 * 1024, 256 * 1024 + 1, (1 << 20) - 1, 1 << 20, (1 << 20) + DIRECT_ALIGN + 7, 3 * (1 << 20) + 17]
+    const sizes = [256 * 1024, 256 * 1024 + 1, (1 << 20) - 1, 1 << 20, (1 << 20) + DIRECT_ALIGN + 7, 3 * (1 << 20) + 17, 2 * DIRECT_SLICE_BYTES + 5]
     for (const [i, size] of sizes.entries()) {
       const bytes = seededBytes(size, 100 + i)
       expect(await store.write(hexOf(i), bytes, { bypassPageCache: true })).toBe(true)
@@ -65,5 +66,44 @@ describe("chunk writes around the page cache", () => {
     staging.release(a)
     await waiting
     expect(third).toBe(a)
+  })
+
+  describe("from page-aligned buffers", () => {
+    /** Staging that fails if asked: proves a write went straight from the caller's buffer. */
+    const noStaging = { acquire: () => Promise.reject(new Error("staging used")), release() {} } as unknown as AlignedStaging
+
+    it("writes an aligned buffer's bytes without staging them, and no padding lands in the file", async () => {
+      for (const [i, size] of [DIRECT_ALIGN, 300_001, (4 << 20) + 3, DIRECT_SLICE_BYTES * 2 + DIRECT_ALIGN + 1].entries()) {
+        const backing = alignedBytes(Math.ceil(size / (1 << 20)) * (1 << 20))
+        backing.fill(0xff) // what lies past the content must not be written
+        const bytes = backing.subarray(0, size)
+        bytes.set(seededBytes(size, 40 + i))
+        const path = join(dir.path, `aligned-${i}`)
+        const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | O_DIRECT!, 0o644)
+        try {
+          await writeDirect(fh, bytes, noStaging)
+        } finally {
+          await fh.close()
+        }
+        const back = await readFile(path)
+        expect(back.length, `size ${size}`).toBe(size)
+        expect(Buffer.compare(back, seededBytes(size, 40 + i)), `size ${size}`).toBe(0)
+      }
+    })
+
+    it("stages a view that does not start on a block of an aligned buffer", async () => {
+      const backing = alignedBytes(1 << 20)
+      const bytes = backing.subarray(100, 100 + 300_000)
+      bytes.set(seededBytes(300_000, 9))
+      const path = join(dir.path, "unaligned")
+      const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | O_DIRECT!, 0o644)
+      try {
+        await expect(writeDirect(fh, bytes, noStaging)).rejects.toThrow()
+        await writeDirect(fh, bytes, new AlignedStaging())
+      } finally {
+        await fh.close()
+      }
+      expect(Buffer.compare(await readFile(path), seededBytes(300_000, 9))).toBe(0)
+    })
   })
 })
