@@ -48,6 +48,10 @@ const DEFS: Def[] = [
   { name: "dataforts_holder_failures_total", help: "Holders abandoned or blamed, by error code", kind: "counter", read: (b) =>
     Object.entries(m(b)?.holderFailures ?? {}).map(([code, value]) => ({ labels: { code }, value })) },
   { name: "dataforts_served_bytes_total", help: "Chunk bytes served to peers", kind: "counter", read: (b) => m(b)?.sender.stats().bytesServed ?? 0 },
+  { name: "dataforts_served_frames_total", help: "DATA frames served to peers, by how they were written (direct: runs of PUB records in one socket write; publish: one by one)", kind: "counter", read: (b) => {
+    const s = m(b)?.sender.stats()
+    return [{ labels: { path: "direct" }, value: s?.framesWrittenDirect ?? 0 }, { labels: { path: "publish" }, value: (s?.framesSent ?? 0) - (s?.framesWrittenDirect ?? 0) }]
+  } },
   { name: "dataforts_transfers_active", help: "Outgoing transfers in flight", kind: "gauge", read: (b) => m(b)?.sender.stats().activeTransfers ?? 0 },
   { name: "dataforts_transfers_total", help: "Outgoing transfers, by result", kind: "counter", read: (b) => {
     const s = m(b)?.sender.stats()
@@ -87,6 +91,7 @@ const LABELS: Record<string, string[]> = {
   dataforts_fetches_total: ["result"],
   dataforts_holder_failures_total: ["code"],
   dataforts_transfers_total: ["result"],
+  dataforts_served_frames_total: ["path"],
   dataforts_fold_events_total: ["outcome"],
   dataforts_blob_heat: ["hash"],
 }

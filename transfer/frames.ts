@@ -104,46 +104,6 @@ export function encodeDataFrom(offset: number, source: Uint8Array, start: number
   return out
 }
 
-/**
- * The DATA frames for `bytes` at chunk offset `start`, built into ONE allocation: frame `i`
- * is `slab.subarray(i * 8108, …)` and carries `bytes[i * 8102, (i + 1) * 8102)`. The holder
- * builds a slab per read window, so it allocates once per ~32 frames instead of per frame.
- */
-export function encodeDataSlab(start: number, bytes: Uint8Array): Uint8Array {
-  const { slab, payloads } = layoutDataSlab(start, bytes.length)
-  for (let i = 0, src = 0; i < payloads.length; src += payloads[i]!.length, i++) payloads[i]!.set(bytes.subarray(src, src + payloads[i]!.length))
-  return slab
-}
-
-/**
- * The DATA frames for `length` bytes at chunk offset `start`, headers written and payloads
- * left to fill: `payloads[i]` is the view of frame `i`'s payload inside `slab`, so a scatter
- * read (`readv`) lays the source's bytes straight into the frames, with no copy between.
- * `into` (≥ the slab's size) is a reused buffer to lay them in instead of a fresh one.
- */
-export function layoutDataSlab(start: number, length: number, into?: Uint8Array): { slab: Uint8Array; payloads: Uint8Array[] } {
-  checkU32("offset", start + length)
-  const frames = Math.ceil(length / DATA_MAX_PAYLOAD)
-  const bytes = length + frames * DATA_HEADER_BYTES
-  if (into !== undefined && into.length < bytes) throw new RangeError(`slab of ${into.length} bytes < ${bytes}`)
-  const slab = into === undefined ? new Uint8Array(bytes) : into.subarray(0, bytes)
-  const payloads: Uint8Array[] = new Array(frames)
-  for (let i = 0, at = 0, src = 0; i < frames; i++) {
-    const off = start + src
-    const end = Math.min(length, src + DATA_MAX_PAYLOAD)
-    slab[at] = TRANSFER_VERSION
-    slab[at + 1] = FrameType.DATA
-    slab[at + 2] = off >>> 24
-    slab[at + 3] = (off >>> 16) & 0xff
-    slab[at + 4] = (off >>> 8) & 0xff
-    slab[at + 5] = off & 0xff
-    payloads[i] = slab.subarray(at + DATA_HEADER_BYTES, at + DATA_HEADER_BYTES + end - src)
-    at += DATA_HEADER_BYTES + end - src
-    src = end
-  }
-  return { slab, payloads }
-}
-
 /** HEAD: the holder's total length of the chunk, sent first in every answer. */
 export function encodeHead(length: number): Uint8Array {
   checkU32("length", length)

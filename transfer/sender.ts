@@ -11,7 +11,6 @@ import { toHex } from "../storage/format/hex.ts"
 import {
   DATA_HEADER_BYTES,
   DATA_MAX_PAYLOAD,
-  FRAME_MAX_BYTES,
   DEFAULT_MAX_ACTIVE_TRANSFERS,
   DEFAULT_PREFIX,
   DEFAULT_QUANTUM_BYTES,
@@ -22,11 +21,13 @@ import {
   SENDER_SOCKET_HIGH_WATER,
   SENDER_YIELD_BYTES,
 } from "./constants.ts"
-import { ErrCode, decodeControl, encodeDataFrom, encodeErr, encodeFin, encodeHead, errCodeOf, layoutDataSlab } from "./frames.ts"
+import { ErrCode, decodeControl, encodeDataFrom, encodeErr, encodeFin, encodeHead, errCodeOf } from "./frames.ts"
+import { outboundEmpty, socketDrained, writeRecords } from "./nats-wire.ts"
 import { DeficitRoundRobin } from "./scheduler.ts"
 import { SlabPool } from "./slab-pool.ts"
 import { holderSubject } from "./subjects.ts"
 import { SendCredit } from "./window.ts"
+import { isWireSubject, layoutWireSlab, WIRE_SUBJECT_MAX, wireSlabBytes } from "./wire-slab.ts"
 
 /** Random access to one chunk's bytes; the holder reads it in bounded windows. */
 export interface ChunkReader {
@@ -69,6 +70,11 @@ export interface SenderStats {
   readonly transfersDropped: number
   readonly bytesServed: number
   readonly framesSent: number
+  /**
+   * Of `framesSent`, those written to the socket as runs of PUB records (the fast path); the
+   * rest were published one by one (partial frames, reconnecting, nats.js internals changed).
+   */
+  readonly framesWrittenDirect: number
   readonly errorsSent: number
 }
 
@@ -79,26 +85,23 @@ export interface Sender extends AsyncDisposable {
   close(): Promise<void>
 }
 
-/** One read window, already laid out as DATA frames (see {@link layoutDataSlab}). */
+const utf8 = new TextEncoder()
+
+/** One read window, already laid out as PUB records of DATA frames (see wire-slab.ts). */
 interface Window {
   readonly start: number
   readonly length: number
+  /** The buffer the records live in (pooled when of a pool's size; retired once sent). */
   readonly slab: Uint8Array
-  /** The pooled buffer the slab lives in (retired to the pool once sent). */
-  readonly backing: Uint8Array
-}
-
-/** The nats.js internals the holder peeks at (both uses degrade safely when absent). */
-interface NatsInternals {
-  protocol?: {
-    transport?: { socket?: { writableLength?: number; writableNeedDrain?: boolean; once?(e: "drain", f: () => void): void; off?(e: "drain", f: () => void): void } }
-    outbound?: { size?: () => number }
-  }
+  readonly recordStarts: Int32Array
+  readonly frameStarts: Int32Array
 }
 
 /** One active outgoing transfer, keyed by its data subject. */
 interface OutTransfer {
   readonly subject: string
+  /** `subject` in UTF-8, as PUB records carry it. */
+  readonly subjectBytes: Uint8Array
   readonly hash: Uint8Array
   reader: ChunkReader | undefined
   length: number
@@ -151,6 +154,7 @@ class ChunkSender implements Sender {
   #dropped = 0
   #bytes = 0
   #frames = 0
+  #framesDirect = 0
   #errors = 0
 
   constructor(nc: NatsConnection, o: SenderOptions) {
@@ -163,8 +167,8 @@ class ChunkSender implements Sender {
     this.#maxActive = o.maxActiveTransfers ?? DEFAULT_MAX_ACTIVE_TRANSFERS
     this.#busyReadWindow = Math.min(this.#readWindow, BUSY_READ_WINDOW_BYTES)
     // two windows per transfer are in flight; keep enough for the few, and for a few dozen busy transfers
-    this.#slabs = new SlabPool((this.#readWindow / DATA_MAX_PAYLOAD) * FRAME_MAX_BYTES, 2 * SENDER_FEW_TRANSFERS)
-    this.#busySlabs = new SlabPool((this.#busyReadWindow / DATA_MAX_PAYLOAD) * FRAME_MAX_BYTES, 64)
+    this.#slabs = new SlabPool(wireSlabBytes(this.#readWindow / DATA_MAX_PAYLOAD, WIRE_SUBJECT_MAX), 2 * SENDER_FEW_TRANSFERS)
+    this.#busySlabs = new SlabPool(wireSlabBytes(this.#busyReadWindow / DATA_MAX_PAYLOAD, WIRE_SUBJECT_MAX), 64)
     this.#drr = new DeficitRoundRobin(Math.max(DATA_MAX_PAYLOAD, o.quantumBytes ?? DEFAULT_QUANTUM_BYTES))
     this.#sub = nc.subscribe(this.subject, {
       callback: (err, msg) => {
@@ -181,6 +185,7 @@ class ChunkSender implements Sender {
       transfersDropped: this.#dropped,
       bytesServed: this.#bytes,
       framesSent: this.#frames,
+      framesWrittenDirect: this.#framesDirect,
       errorsSent: this.#errors,
     }
   }
@@ -246,6 +251,8 @@ class ChunkSender implements Sender {
   }
 
   #onRequest(subject: string, hash: Uint8Array, offset: number, credit: number, maxLength: number): void {
+    const subjectBytes = utf8.encode(subject)
+    if (!isWireSubject(subjectBytes)) return // a server never delivers such a reply subject
     const previous = this.#transfers.get(subject)
     if (previous !== undefined) this.#release(previous, "dropped")
     if (this.#transfers.size >= this.#maxActive) {
@@ -254,6 +261,7 @@ class ChunkSender implements Sender {
     }
     const t: OutTransfer = {
       subject,
+      subjectBytes,
       hash,
       reader: undefined,
       length: 0,
@@ -326,7 +334,7 @@ class ChunkSender implements Sender {
     else this.#dropped++
     this.#transfers.delete(t.subject)
     this.#drr.remove(t)
-    for (const w of t.windows) this.#retire(w.backing)
+    for (const w of t.windows) this.#retire(w.slab)
     t.windows.length = 0
     const reader = t.reader
     if (reader !== undefined) {
@@ -353,27 +361,26 @@ class ChunkSender implements Sender {
     t.readAt = start + len
     // the source reads straight into the frames' payload slots (no copy) of a pooled slab
     this.#recycle()
-    const backing = (few ? this.#slabs : this.#busySlabs).take()
-    const { slab, payloads } = layoutDataSlab(start, len, backing)
+    const { slab, payloads, recordStarts, frameStarts } = layoutWireSlab(t.subjectBytes, start, len, (few ? this.#slabs : this.#busySlabs).take())
     t.reading = reader.readInto(start, payloads).then(
       (got) => {
         t.reading = undefined
         if (t.closed) {
-          this.#retire(backing)
+          this.#retire(slab)
           return
         }
         if (got !== len) {
-          this.#retire(backing)
+          this.#retire(slab)
           this.#fail(t, new StorageError(`read returned ${got} of ${len} bytes`))
           return
         }
-        t.windows.push({ start, length: len, slab, backing })
+        t.windows.push({ start, length: len, slab, recordStarts, frameStarts })
         this.#fill(t)
         this.#kick()
       },
       (err: unknown) => {
         t.reading = undefined
-        this.#retire(backing)
+        this.#retire(slab)
         if (!t.closed) this.#fail(t, new StorageError("read", { cause: err }))
       },
     )
@@ -386,8 +393,9 @@ class ChunkSender implements Sender {
   }
 
   /**
-   * Sends frames within `allowance`; returns payload bytes sent. Full frames are slices of
-   * the window's slab; where credit ends mid-frame, a partial frame is copied out.
+   * Sends frames within `allowance`; returns payload bytes sent. A run of whole frames goes
+   * out as one socket write of its PUB records; where credit ends mid-frame, a partial frame
+   * is copied out and published.
    */
   #serve = (t: OutTransfer, allowance: number): number => {
     let sent = 0
@@ -396,40 +404,68 @@ class ChunkSender implements Sender {
       if (w === undefined) break
       const wEnd = w.start + w.length
       if (t.next >= wEnd) {
-        this.#retire(t.windows.shift()!.backing)
+        this.#retire(t.windows.shift()!.slab)
         this.#fill(t)
         continue
       }
       const rel = t.next - w.start
       const index = Math.floor(rel / DATA_MAX_PAYLOAD)
-      const frameStart = index * FRAME_MAX_BYTES // slab position of this slot's header
-      const slotEnd = Math.min(w.start + (index + 1) * DATA_MAX_PAYLOAD, wEnd)
-      const end = Math.min(slotEnd, t.credit.limit)
-      const n = end - t.next
-      if (n <= 0 || n > allowance - sent) break
       const within = rel - index * DATA_MAX_PAYLOAD
-      const frame =
-        within === 0 && end === slotEnd
-          ? w.slab.subarray(frameStart, frameStart + DATA_HEADER_BYTES + n)
-          : encodeDataFrom(t.next, w.slab, frameStart + DATA_HEADER_BYTES + within, frameStart + DATA_HEADER_BYTES + within + n)
-      if (!this.#publish(t.subject, frame)) {
-        this.#release(t, "dropped")
-        break
+      const slotEnd = (i: number) => Math.min(w.start + (i + 1) * DATA_MAX_PAYLOAD, wEnd)
+      const fits = (end: number) => end <= t.credit.limit && end - t.next <= allowance - sent
+      let end: number
+      let frames: number
+      if (within === 0 && fits(slotEnd(index))) {
+        let last = index + 1 // whole frames [index, last) fit the credit and the allowance
+        while (last < w.frameStarts.length && fits(slotEnd(last))) last++
+        end = slotEnd(last - 1)
+        frames = last - index
+        if (!this.#sendWhole(t, w, index, last, end - t.next)) break
+      } else {
+        end = Math.min(slotEnd(index), t.credit.limit)
+        if (end <= t.next || end - t.next > allowance - sent) break
+        const from = w.frameStarts[index]! + DATA_HEADER_BYTES + within
+        frames = 1
+        if (!this.#sendFrame(t, encodeDataFrom(t.next, w.slab, from, from + end - t.next))) break
       }
+      sent += end - t.next
+      this.#bytes += end - t.next
+      this.#frames += frames
       t.next = end
-      sent += n
-      this.#frames++
-      this.#bytes += n
       if (t.next === t.length) {
         this.#finish(t)
         break
       }
       if (end === wEnd) {
-        this.#retire(t.windows.shift()!.backing)
+        this.#retire(t.windows.shift()!.slab)
         this.#fill(t)
       }
     }
     return sent
+  }
+
+  /** Frames [first, last) of `w` (`payload` bytes): one socket write, else one publish each. */
+  #sendWhole(t: OutTransfer, w: Window, first: number, last: number, payload: number): boolean {
+    const pool = this.#poolOf(w.slab)
+    const records = w.slab.subarray(w.recordStarts[first]!, w.recordStarts[last]!)
+    pool?.lend(w.slab)
+    if (writeRecords(this.#nc, records, last - first, payload + (last - first) * DATA_HEADER_BYTES, () => pool?.settled(w.slab))) {
+      this.#framesDirect += last - first
+      return true
+    }
+    pool?.settled(w.slab)
+    for (let i = first; i < last; i++) {
+      // the frame is its record without the PUB line and the trailing CRLF
+      if (!this.#sendFrame(t, w.slab.subarray(w.frameStarts[i]!, w.recordStarts[i + 1]! - 2))) return false
+    }
+    return true
+  }
+
+  /** Publishes one frame; a connection that refuses it drops the transfer. */
+  #sendFrame(t: OutTransfer, frame: Uint8Array): boolean {
+    if (this.#publish(t.subject, frame)) return true
+    this.#release(t, "dropped")
+    return false
   }
 
   #kick(): void {
@@ -457,7 +493,7 @@ class ChunkSender implements Sender {
         } else if (sinceYield >= SENDER_YIELD_BYTES) {
           sinceYield = 0
           await new Promise<void>((resolve) => setImmediate(resolve))
-          await this.#socketDrained()
+          await socketDrained(this.#nc, SENDER_SOCKET_HIGH_WATER, () => this.#closed !== undefined)
           // nats.js flushes its queue in microtasks, so it is often empty here: sent slabs are
           // free again (left retired until the next read, too many would become garbage)
           this.#recycle()
@@ -469,51 +505,22 @@ class ChunkSender implements Sender {
     }
   }
 
-  /** Makes retired slabs reusable once nats.js holds no frame views any more. */
+  /** Makes retired slabs reusable once nats.js and the socket hold no views of them. */
   #recycle(): void {
-    const outboundEmpty = this.#outboundEmpty()
-    this.#slabs.recycle(outboundEmpty)
-    this.#busySlabs.recycle(outboundEmpty)
+    const empty = outboundEmpty(this.#nc)
+    this.#slabs.recycle(empty)
+    this.#busySlabs.recycle(empty)
+  }
+
+  /** The pool a slab belongs to (by size); undefined for a one-off slab (a very long subject). */
+  #poolOf(slab: Uint8Array): SlabPool | undefined {
+    if (slab.byteLength === this.#slabs.slabBytes) return this.#slabs
+    return slab.byteLength === this.#busySlabs.slabBytes ? this.#busySlabs : undefined
   }
 
   /** Hands a sent (or unused) slab back to the pool of its size. */
-  #retire(backing: Uint8Array): void {
-    ;(backing.byteLength === this.#slabs.slabBytes ? this.#slabs : this.#busySlabs).retire(backing)
-  }
-
-  /**
-   * True only when nats.js's outbound queue is provably empty (so it holds no frame views);
-   * false when its internals are not what we expect, which merely disables slab reuse.
-   */
-  #outboundEmpty(): boolean {
-    const outbound = (this.#nc as unknown as NatsInternals).protocol?.outbound
-    return typeof outbound?.size === "function" && outbound.size() === 0
-  }
-
-  /**
-   * nats.js drops `socket.write()`'s backpressure signal, so the holder watches the socket
-   * itself: above the high-water mark it waits for 'drain'. Keeping the queue short also
-   * keeps the queued write buffers young: buffers that wait long are promoted and each
-   * ~64 MiB of them costs a full mark-compact (measured: ~40 per GiB with an 8 MiB queue).
-   */
-  async #socketDrained(): Promise<void> {
-    const socket = (this.#nc as unknown as NatsInternals).protocol?.transport?.socket
-    while (this.#closed === undefined && socket !== undefined && (socket.writableLength ?? 0) > SENDER_SOCKET_HIGH_WATER) {
-      await new Promise<void>((resolve) => {
-        if (socket.writableNeedDrain !== true || typeof socket.once !== "function") {
-          setTimeout(resolve, 1)
-          return
-        }
-        const done = () => {
-          clearTimeout(timer)
-          socket.off?.("drain", done)
-          resolve()
-        }
-        // never hang on a 'drain' that does not come (socket closed, replaced on reconnect)
-        const timer = setTimeout(done, 50)
-        socket.once("drain", done)
-      })
-    }
+  #retire(slab: Uint8Array): void {
+    this.#poolOf(slab)?.retire(slab)
   }
 
   #armSweep(): void {

@@ -3,14 +3,17 @@
  * "external memory", and each ~64 MiB of it starts a full mark-compact: a holder allocating
  * a fresh slab per read window paid ~40 major GCs per GiB served (measured, bench/transfer).
  *
- * A slab may be reused only once nats.js no longer references its frames: `publish` queues
- * the frame views and copies them into the socket write at its next flush, and while the
- * connection is down it keeps them queued. So a finished slab is *retired* first and only
- * becomes free when the caller has seen the client's outbound queue empty.
+ * A slab may be reused only once nothing outside refers to it. Two things may: nats.js, whose
+ * `publish` queues frame views until its next flush (and keeps them queued while the
+ * connection is down), and the socket, which holds a slab slice written to it until the write
+ * completes (`lend` … `settled`). So a finished slab is *retired* first and only becomes free
+ * when the caller has seen the client's outbound queue empty and no write of it is pending.
  */
 export class SlabPool {
   readonly #free: Uint8Array[] = []
   readonly #retired: Uint8Array[] = []
+  /** Socket writes not yet completed, per slab. */
+  readonly #writing = new Map<Uint8Array, number>()
 
   constructor(
     /** Bytes of every pooled slab (one full read window laid out as frames). */
@@ -24,7 +27,18 @@ export class SlabPool {
     return this.#free.pop() ?? new Uint8Array(this.slabBytes)
   }
 
-  /** A slab whose frames were published: reusable after the outbound queue has drained. */
+  /** A slice of `slab` was handed to the socket; call {@link settled} when that write is done. */
+  lend(slab: Uint8Array): void {
+    this.#writing.set(slab, (this.#writing.get(slab) ?? 0) + 1)
+  }
+
+  settled(slab: Uint8Array): void {
+    const n = (this.#writing.get(slab) ?? 1) - 1
+    if (n > 0) this.#writing.set(slab, n)
+    else this.#writing.delete(slab)
+  }
+
+  /** A slab whose frames were sent: reusable once the client and the socket are done with it. */
   retire(slab: Uint8Array): void {
     if (slab.byteLength === this.slabBytes && this.#retired.length < this.keep) this.#retired.push(slab)
   }
@@ -32,14 +46,16 @@ export class SlabPool {
   /** Call with true only when nothing queued in the client refers to retired slabs. */
   recycle(outboundEmpty: boolean): void {
     if (!outboundEmpty || this.#retired.length === 0) return
-    while (this.#retired.length > 0) {
-      const slab = this.#retired.pop()!
+    for (let i = this.#retired.length - 1; i >= 0; i--) {
+      const slab = this.#retired[i]!
+      if (this.#writing.has(slab)) continue
+      this.#retired.splice(i, 1)
       if (this.#free.length < this.keep) this.#free.push(slab)
     }
   }
 
-  /** Free and retired slabs (for tests and stats). */
-  get size(): { free: number; retired: number } {
-    return { free: this.#free.length, retired: this.#retired.length }
+  /** Free and retired slabs, and slabs with socket writes pending (for tests and stats). */
+  get size(): { free: number; retired: number; writing: number } {
+    return { free: this.#free.length, retired: this.#retired.length, writing: this.#writing.size }
   }
 }

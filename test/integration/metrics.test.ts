@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, inject, it } from "vitest"
 import { serveMetrics } from "../../plugin/index.ts"
+import { DATA_MAX_PAYLOAD } from "../../transfer/constants.ts"
 import { seededBytes } from "../support/bytes.ts"
 import { freshPrefix, startNode, type TestNode } from "../support/nodes.ts"
 
@@ -31,6 +32,8 @@ describe("Prometheus metrics", () => {
       expect(valueOf(ta, "dataforts_ingested_bytes_total")).toBe(bytes.length)
       expect(valueOf(ta, "dataforts_served_bytes_total")).toBeGreaterThanOrEqual(bytes.length)
       expect(valueOf(tb, "dataforts_fetched_bytes_total")).toBeGreaterThanOrEqual(bytes.length)
+      // whole frames went out as PUB-record runs; at most a frame per chunk was published alone
+      expect(valueOf(ta, 'dataforts_served_frames_total{path="direct"}')).toBeGreaterThanOrEqual(Math.floor(bytes.length / DATA_MAX_PAYLOAD) - 8)
       expect(valueOf(tb, 'dataforts_read_bytes_total{source="cache"}')).toBe(bytes.length)
       expect(valueOf(tb, "dataforts_nodes_live")).toBe(2)
       expect(tb).toContain("# TYPE dataforts_cache_hits_total counter")

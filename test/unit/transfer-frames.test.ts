@@ -11,13 +11,11 @@ import {
   encodeCredit,
   encodeData,
   encodeDataFrom,
-  encodeDataSlab,
   encodeErr,
   encodeFin,
   encodeHead,
   encodeReq,
   errCodeOf,
-  layoutDataSlab,
   errorFromErr,
 } from "../../transfer/frames.ts"
 import { NotFoundError, ProtocolError, TooLargeError } from "../../storage/format/errors.ts"
@@ -86,25 +84,6 @@ describe("transfer frame codec", () => {
   it("encodeDataFrom produces the same bytes as encodeData", () => {
     const src = new Uint8Array(100).map((_, i) => i)
     expect(toHex(encodeDataFrom(0x01020304, src, 10, 30))).toBe(toHex(encodeData(0x01020304, src.subarray(10, 30))))
-  })
-
-  it("a frame slab is the concatenation of the window's DATA frames", () => {
-    const src = new Uint8Array(3 * DATA_MAX_PAYLOAD + 5).map((_, i) => i * 7)
-    const start = 1_000_000
-    const expected = [0, 1, 2, 3].map((i) =>
-      toHex(encodeData(start + i * DATA_MAX_PAYLOAD, src.subarray(i * DATA_MAX_PAYLOAD, Math.min(src.length, (i + 1) * DATA_MAX_PAYLOAD)))),
-    )
-    expect(toHex(encodeDataSlab(start, src))).toBe(expected.join(""))
-    expect(encodeDataSlab(0, new Uint8Array(0)).length).toBe(0)
-  })
-
-  it("a laid-out slab's payload views are the frames' payload slots, headers already written", () => {
-    const len = 2 * DATA_MAX_PAYLOAD + 9
-    const { slab, payloads } = layoutDataSlab(77, len)
-    expect(payloads.map((p) => p.length)).toEqual([DATA_MAX_PAYLOAD, DATA_MAX_PAYLOAD, 9])
-    const src = new Uint8Array(len).map((_, i) => i * 13)
-    for (let i = 0, at = 0; i < payloads.length; at += payloads[i]!.length, i++) payloads[i]!.set(src.subarray(at, at + payloads[i]!.length))
-    expect(toHex(slab)).toBe(toHex(encodeDataSlab(77, src)))
   })
 
   it("rejects an unknown version with PROTOCOL", () => {
