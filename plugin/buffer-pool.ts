@@ -1,43 +1,62 @@
+const MIB = 1 << 20
+
 /**
- * Reusable chunk buffers for fetches whose bytes go straight to the store. A fresh 4 MiB
- * buffer costs ~1000 page faults to fill (measured: filling fresh memory runs at ~2 GB/s,
- * reused at ~20 GB/s); a few reused buffers remove that cost from the receive path.
- * Bounded in bytes, not only in count: chunks run up to 16 MiB, and a pool that kept the
- * largest buffers it ever saw would grow the node's memory with the blobs it has read.
+ * Reusable chunk buffers for fetches whose bytes go straight to the store: slices of ONE
+ * arena, handed out in whole MiB by first fit and given back on release.
+ *
+ * Why an arena: a fresh 4 MiB buffer costs ~1000 page faults to fill (fresh memory fills at
+ * ~2 GB/s here, reused at ~20 GB/s), and a pool of separate buffers churns whenever chunk
+ * sizes (1–16 MiB) do not match what it keeps: the buffers it drops live until the next
+ * mark-compact, so the node's RSS grew with the size of the blob being read (4 GiB / 512 MiB:
+ * up to 1.22, bench/transfer). The arena's memory is bounded and reused whatever the sizes;
+ * it is committed only as far as it is ever touched. When it is full, a fresh buffer is made
+ * (and left to the GC on release).
  */
 export class BufferPool {
-  readonly #free: Uint8Array[] = []
-  #freeBytes = 0
+  readonly #arena: Uint8Array
+  /** One flag per MiB of the arena: 1 = in use. */
+  readonly #used: Uint8Array
+  #freeBytes: number
 
   constructor(
-    /** Bytes of free buffers kept; more are left to the GC. */
-    private readonly keepBytes: number,
-    /** Makes a new zeroed buffer (e.g. page-aligned ones, which direct writes take as they are). */
-    private readonly allocate: (length: number) => Uint8Array = (length) => new Uint8Array(length),
-  ) {}
+    /** Arena bytes (rounded down to whole MiB). */
+    capacityBytes: number,
+    /** Makes the arena (e.g. page-aligned, which direct writes take as it is). */
+    allocate: (length: number) => Uint8Array = (length) => new Uint8Array(length),
+  ) {
+    const units = Math.max(0, Math.floor(capacityBytes / MIB))
+    this.#arena = allocate(units * MIB)
+    this.#used = new Uint8Array(units)
+    this.#freeBytes = units * MIB
+  }
 
-  /** A buffer of at least `length` bytes (sized up to the next MiB). */
+  /** A buffer of at least `length` bytes: an arena slice of whole MiB when a run is free. */
   take(length: number): Uint8Array {
-    let best = -1
-    for (let i = 0; i < this.#free.length; i++) {
-      const b = this.#free[i]!
-      if (b.length >= length && (best < 0 || b.length < this.#free[best]!.length)) best = i
+    const units = Math.max(1, Math.ceil(length / MIB))
+    const used = this.#used
+    let run = 0
+    for (let i = 0; i < used.length; i++) {
+      run = used[i] === 0 ? run + 1 : 0
+      if (run === units) {
+        const first = i - units + 1
+        used.fill(1, first, i + 1)
+        this.#freeBytes -= units * MIB
+        return this.#arena.subarray(first * MIB, (i + 1) * MIB)
+      }
     }
-    if (best >= 0) {
-      const b = this.#free.splice(best, 1)[0]!
-      this.#freeBytes -= b.length
-      return b
-    }
-    return this.allocate(Math.ceil(length / (1 << 20)) * (1 << 20) || 1)
+    return new Uint8Array(units * MIB)
   }
 
+  /** Gives an arena slice back; any other buffer is left to the GC. */
   release(buffer: Uint8Array): void {
-    if (this.#freeBytes + buffer.length > this.keepBytes) return
-    this.#free.push(buffer)
-    this.#freeBytes += buffer.length
+    if (buffer.buffer !== this.#arena.buffer) return
+    const first = (buffer.byteOffset - this.#arena.byteOffset) / MIB
+    const units = buffer.length / MIB
+    this.#used.fill(0, first, first + units)
+    this.#freeBytes += units * MIB
   }
 
-  /** Bytes held by free buffers. */
+  /** Arena bytes not handed out. */
   get freeBytes(): number {
     return this.#freeBytes
   }

@@ -41,7 +41,7 @@ export interface AttachOptions {
   discoveryTimeoutMs?: number
   /** A holder sending nothing for this long is abandoned (default 5000 ms). */
   idleTimeoutMs?: number
-  /** Chunk bytes one read may have in flight (default 64 MiB). */
+  /** Chunk bytes one read or fetchBlob may have in flight: fetching, handed out or being written (default 64 MiB). */
   readAheadBytes?: number
   /** Chunk bytes all reads of this node may have in flight (default 256 MiB). */
   nodeBudgetBytes?: number
@@ -61,10 +61,17 @@ const AVOID_MS = 30_000
  * Chunk writes a read or fetch lets run behind it. Under load a direct write of a ~5 MiB
  * chunk took ~18 ms here (several thread-pool round trips on busy cores), longer than the
  * next chunk's transfer: with two the network waited (fetchBlob 0.50× raw pub/sub), with
- * four it does not (0.62×). Six fetching plus four writing fit the 64 MiB receive pool, so
- * no receive buffer becomes garbage (RSS at 4 GiB / 512 MiB: 1.05).
+ * four it does not (0.62×).
  */
 const BACKGROUND_WRITES = 4
+
+/**
+ * Receive buffers (one arena per node): one read's or fetch's in-flight chunks (readAheadBytes,
+ * 64 MiB by default, each rounded up to a MiB) fit; beyond it, e.g. with several reads at
+ * once, chunks get fresh buffers (copied through staging to be written directly). Committed
+ * only as far as it is touched.
+ */
+const RECEIVE_ARENA_BYTES = 96 << 20
 
 /**
  * The mesh side of a node: folds (who holds what, who is alive, heat), the holder's sender,
@@ -81,7 +88,7 @@ export class Mesh {
   readonly #avoid = new Map<string, number>()
   /** Receive buffers: 64 MiB kept free, enough for six chunks in flight and four being written. */
   /** Page-aligned: a received chunk is written to disk straight from its buffer (O_DIRECT, no staging copy). */
-  readonly #pool = new BufferPool(64 << 20, alignedBytes)
+  readonly #pool = new BufferPool(RECEIVE_ARENA_BYTES, alignedBytes)
   /** Holders abandoned or blamed, by error code (for operators and tests). */
   readonly holderFailures: Record<string, number> = {}
   readonly #opts: Required<Omit<AttachOptions, "zone" | "nats" | "folds">> & { zone?: string }
@@ -400,6 +407,9 @@ export class Mesh {
     const ctrl = new AbortController()
     const stores = new BackgroundStores(BACKGROUND_WRITES, (err) => ctrl.abort(err))
     const rampUp = new SlowStart()
+    // bytes fetching or being written, as for a read: so the receive arena covers them whatever
+    // the chunk sizes, and peak memory does not grow with the number of chunks
+    const inFlight = new ByteBudget(this.#opts.readAheadBytes)
     try {
       await forEachBounded(
         hexes.keys(),
@@ -410,7 +420,15 @@ export class Mesh {
           const i = order.next()!
           const hex = hexes[i]!
           const len = manifest.entries[i]!.length
-          await this.#budget.acquire(len, s)
+          await inFlight.acquire(len, s)
+          await this.#budget.acquire(len, s).catch((err: unknown) => {
+            inFlight.release(len)
+            throw err
+          })
+          const free = () => {
+            inFlight.release(len)
+            this.#budget.release(len)
+          }
           let handedOff = false
           try {
             if (!(await this.store.hasChunk(hex, len))) {
@@ -422,14 +440,14 @@ export class Mesh {
               })
               stores.add(this.#storeReceived(hex, bytes), () => {
                 this.#release(taken)
-                this.#budget.release(len)
+                free()
               })
               handedOff = true
             }
             options.onBytes?.(len)
             rampUp.arrived()
           } finally {
-            if (!handedOff) this.#budget.release(len)
+            if (!handedOff) free()
           }
         },
         AbortSignal.any([signal, ctrl.signal]),

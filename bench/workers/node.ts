@@ -18,6 +18,26 @@ import { FileChunkStore } from "../../storage/file-chunk-store.ts"
 import { seededBytes, seededStream } from "../../test/support/bytes.ts"
 import { now } from "./measure.ts"
 
+// BENCH_MEM_TRACE=<path>: append this process's memory composition every 250 ms to <path>.<pid> (development)
+if (process.env.BENCH_MEM_TRACE) {
+  const { appendFileSync } = await import("node:fs")
+  const file = `${process.env.BENCH_MEM_TRACE}.${process.pid}`
+  const { readFileSync } = await import("node:fs")
+  /** Resident KiB of each mapping over 4 MiB resident (which allocator grows). */
+  const bigMaps = () => {
+    const out: Record<string, number> = {}
+    let name = ""
+    for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
+      if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) name = line.split(/\s+/).slice(0, 1).concat(line.split(/\s+/).slice(5)).join(" ")
+      else if (line.startsWith("Rss:")) {
+        const kb = Number(line.split(/\s+/)[1])
+        if (kb > 4096) out[name] = kb
+      }
+    }
+    return out
+  }
+  setInterval(() => appendFileSync(file, `${JSON.stringify({ t: Date.now(), ...process.memoryUsage(), maps: bigMaps() })}\n`), 250).unref()
+}
 
 interface Node {
   nc: NatsConnection

@@ -1,21 +1,50 @@
 import { describe, expect, it } from "vitest"
 import { BufferPool } from "../../plugin/buffer-pool.ts"
 
-describe("BufferPool", () => {
-  it("reuses the smallest free buffer that fits", () => {
-    const pool = new BufferPool(64 << 20)
-    const big = pool.take(9 << 20)
-    const small = pool.take(3 << 20)
-    pool.release(big)
-    pool.release(small)
-    expect(pool.take(2 << 20)).toBe(small)
-    expect(pool.take(5 << 20)).toBe(big)
+const MIB = 1 << 20
+const overlaps = (a: Uint8Array, b: Uint8Array) =>
+  a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.length && b.byteOffset < a.byteOffset + a.length
+
+describe("BufferPool (one arena, whole MiB, first fit)", () => {
+  it("hands out disjoint slices of one arena, rounded up to whole MiB", () => {
+    const pool = new BufferPool(16 * MIB)
+    const a = pool.take(3 * MIB - 5)
+    const b = pool.take(1)
+    const c = pool.take(4 * MIB)
+    expect([a.length, b.length, c.length]).toEqual([3 * MIB, MIB, 4 * MIB])
+    expect(a.buffer).toBe(b.buffer)
+    expect(overlaps(a, b) || overlaps(b, c) || overlaps(a, c)).toBe(false)
+    expect(pool.freeBytes).toBe(8 * MIB)
   })
 
-  it("keeps at most keepBytes of free buffers, whatever sizes it has seen", () => {
-    const pool = new BufferPool(10 << 20)
-    const bufs = [pool.take(4 << 20), pool.take(4 << 20), pool.take(4 << 20), pool.take(16 << 20)]
-    for (const b of bufs) pool.release(b)
-    expect(pool.freeBytes).toBe(8 << 20)
+  it("reuses released space, and joins neighbouring free runs for a larger buffer", () => {
+    const pool = new BufferPool(8 * MIB)
+    const a = pool.take(2 * MIB)
+    const b = pool.take(2 * MIB)
+    pool.take(4 * MIB)
+    pool.release(a)
+    pool.release(b)
+    const big = pool.take(4 * MIB)
+    expect(big.buffer).toBe(a.buffer)
+    expect(big.byteOffset).toBe(a.byteOffset)
+    expect(pool.freeBytes).toBe(0)
+  })
+
+  it("beyond the arena makes fresh buffers, which release leaves alone", () => {
+    const pool = new BufferPool(4 * MIB)
+    const inArena = pool.take(4 * MIB)
+    const fresh = pool.take(MIB)
+    expect(fresh.buffer).not.toBe(inArena.buffer)
+    pool.release(fresh)
+    expect(pool.freeBytes).toBe(0)
+    pool.release(inArena)
+    expect(pool.freeBytes).toBe(4 * MIB)
+  })
+
+  it("makes the arena with the given allocator (e.g. page-aligned memory)", () => {
+    let asked = 0
+    const pool = new BufferPool(2 * MIB, (n) => new Uint8Array((asked = n)))
+    expect(asked).toBe(2 * MIB)
+    expect(pool.take(10).length).toBe(MIB)
   })
 })
