@@ -127,6 +127,26 @@ describe("get from the nearest holders over NATS", () => {
     expect(b.blobs.mesh!.bytesInFlight).toBe(0)
   })
 
+  it("fetchBlob holds at most readAheadBytes of chunks at any moment, fetching or being written", async () => {
+    const prefix = freshPrefix()
+    const a = await startNode(url, "a", { prefix })
+    const readAheadBytes = CHUNK_MAX_BYTES // less than six slots of ~4 MiB chunks would take
+    const b = await startNode(url, "b", { prefix, readAheadBytes, cacheBytes: 0 })
+    nodes.push(a, b)
+    const ref = await a.blobs.put(seededBytes(96 << 20, 41))
+    let peak = 0
+    const sample = setInterval(() => (peak = Math.max(peak, b.blobs.mesh!.bytesInFlight)), 1)
+    try {
+      await fetchBlob(b.blobs, ref, { onProgress: () => (peak = Math.max(peak, b.blobs.mesh!.bytesInFlight)) })
+    } finally {
+      clearInterval(sample)
+    }
+    expect(peak).toBeGreaterThan(0)
+    expect(peak).toBeLessThanOrEqual(readAheadBytes)
+    expect(b.blobs.mesh!.bytesInFlight).toBe(0)
+    expect(sameBytes(await b.blobs.get(ref), await a.blobs.get(ref))).toBe(true)
+  })
+
   it("no holder anywhere gives NO_HOLDER in bounded time", async () => {
     const prefix = freshPrefix()
     const a = await startNode(url, "a", { prefix, discoveryTimeoutMs: 500 })
