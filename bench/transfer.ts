@@ -19,6 +19,7 @@
  * watchdog, `BENCH_TRANSFER_PATHS=fetch,raw` runs only those paths of step 1 (all for development); `BENCH_WORKER_NODE_ARGS="--cpu-prof --cpu-prof-dir=…"`
  * profiles every worker process.
  */
+import { execFileSync } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { mkdtemp, rm, statfs } from "node:fs/promises"
@@ -86,6 +87,15 @@ const timeoutFor = (bytes: number) => 120_000 + Math.round((bytes / 8e6) * 1000)
 const prefixOf = (tag: string) => `dfb${tag}${randomUUID().replaceAll("-", "").slice(0, 10)}`
 const sizeLabel = (b: number) => (b >= GIB ? `${b / GIB} GiB` : `${b / MIB} MiB`)
 const round = (x: number, d = 1) => Number(x.toFixed(d))
+
+/** Writes every dirty page back (`sync`), so background writeback does not land in a measurement. */
+function flushDirtyPages(): void {
+  try {
+    execFileSync("sync", { stdio: "ignore", timeout: 120_000 })
+  } catch {
+    // no sync(1) here: measurements just carry whatever writeback happens
+  }
+}
 
 /** CPU seconds (user + system) nats-server has used so far; NaN where /proc is unavailable. */
 function serverCpuS(pid: number): number {
@@ -275,6 +285,9 @@ export async function runTransferBench(options: TransferBenchOptions = {}): Prom
           const [label, run] = tasks[(i + r) % tasks.length]!
           if (label === "objstore" && r >= S.osReps) continue
           if (paths !== undefined && !paths.includes(label)) continue
+          // the previous task's dirty pages (the Object Store's file store, A's put) are written
+          // back now, not during this task's measurement
+          flushDirtyPages()
           const t = now()
           await run(r)
           console.log(`  1: rep ${r + 1}/${S.reps1} ${label} done in ${round((now() - t) / 1000, 1)} s`)
