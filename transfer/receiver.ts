@@ -288,7 +288,13 @@ class Fetch {
   #holder: string | undefined
   #subject: string | undefined
   #headSeen = false
+  /** When the current holder was last seen sending (checked by the idle sweep). */
   #lastFrameAt = 0
+  /** Messages so far; the sweep compares it with its last look (no clock read per frame). */
+  #messages = 0
+  #messagesAtSweep = 0
+  /** Bytes the current attempt's holder had accepted, not yet added to `#servedBy`. */
+  #attemptBytes = 0
   #attempts = 0
   /** Consecutive re-requests to the same holder that made no progress. */
   #strikes = 0
@@ -370,6 +376,7 @@ class Fetch {
   #endAttempt(cancel: boolean): void {
     const subject = this.#subject
     if (subject === undefined) return
+    this.#countServed()
     this.#subject = undefined
     this.#r.closeAttempt(subject)
     if (cancel && this.#holder !== undefined) {
@@ -379,6 +386,14 @@ class Fetch {
         // connection closed: the holder's idle drop releases it
       }
     }
+  }
+
+  /** Adds the current attempt's accepted bytes to its holder's total. */
+  #countServed(): void {
+    if (this.#attemptBytes === 0) return
+    const holder = this.#holder!
+    this.#servedBy.set(holder, (this.#servedBy.get(holder) ?? 0) + this.#attemptBytes)
+    this.#attemptBytes = 0
   }
 
   /** Abandons the current holder for this fetch and moves on. */
@@ -406,6 +421,11 @@ class Fetch {
 
   checkIdle(now: number): void {
     if (this.#done || this.#subject === undefined) return
+    if (this.#messages !== this.#messagesAtSweep) {
+      this.#messagesAtSweep = this.#messages
+      this.#lastFrameAt = now
+      return
+    }
     if (now - this.#lastFrameAt > this.#idleMs) {
       this.#abandon(new TimeoutError(`holder ${this.#holder} silent for ${this.#idleMs} ms at offset ${this.#offset}`))
     }
@@ -414,7 +434,7 @@ class Fetch {
   onMessage(msg: Msg): void {
     if (this.#done) return
     const data = msg.data
-    this.#lastFrameAt = Date.now()
+    this.#messages++
     if (data.length === 0 && msg.headers?.code === 503) {
       // no responders: nobody subscribes to that holder's subject (dead or never there)
       this.#abandon(new NoHolderError(this.#o.hash, `${this.#holder} is not listening`))
@@ -494,13 +514,13 @@ class Fetch {
     }
     const result = buf.accept(offset, payload)
     if (result === "ok") {
-      const holder = this.#holder!
       const n = payload.length
-      this.#contributors.add(holder)
-      this.#servedBy.set(holder, (this.#servedBy.get(holder) ?? 0) + n)
+      // per-holder accounting once per attempt, not per frame
+      if (this.#attemptBytes === 0) this.#contributors.add(this.#holder!)
+      this.#attemptBytes += n
       this.#r.bytesReceived += n
       this.#r.framesReceived++
-      this.#o.onBytes?.(n, holder)
+      this.#o.onBytes?.(n, this.#holder!)
       const contiguous = buf.contiguous
       // hash in ≥ 1 MiB steps: the prefix below `contiguous` never changes again
       if (contiguous - this.#hashed >= 1 << 20) {
@@ -510,7 +530,7 @@ class Fetch {
       const grant = this.#credit!.consumed(contiguous)
       if (grant !== undefined) {
         try {
-          this.#r.publish(this.#r.holderSubject(holder), encodeCredit(grant, this.#subject!))
+          this.#r.publish(this.#r.holderSubject(this.#holder!), encodeCredit(grant, this.#subject!))
         } catch {
           // connection closed: idle sweep moves on
         }
