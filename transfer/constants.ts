@@ -18,8 +18,13 @@ export const ERR_MESSAGE_MAX_BYTES = 1024
 /** Subject prefix of all Dataforts traffic. */
 export const DEFAULT_PREFIX = "dataforts"
 
-/** Receiver credit window: 512 full frames (~4 MB), the measured sweet spot. */
-export const DEFAULT_WINDOW_BYTES = 512 * DATA_MAX_PAYLOAD
+/**
+ * Receiver credit window: 256 full frames (~2 MB) per chunk fetch. Everything credited sits
+ * in queues (the holder's socket, the server, the reader's socket), and one reader runs six
+ * fetches: with 512 frames (24 MB queued) a small get behind a bulk read waited ~20 ms at p99,
+ * with 256 ~15 ms, at the same bulk throughput (bench/transfer, docs/PERFORMANCE.md).
+ */
+export const DEFAULT_WINDOW_BYTES = 256 * DATA_MAX_PAYLOAD
 /** The receiver returns credit about every window/4 bytes (128 frames). */
 export const DEFAULT_ACK_DIVISOR = 4
 /** A holder silent this long (no frame at all) is abandoned for the next one. */

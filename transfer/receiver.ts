@@ -38,7 +38,7 @@ export interface FetchChunkOptions {
   readonly signal?: AbortSignal
   /** A holder that sends nothing for this long is abandoned (default 5 s). */
   readonly idleTimeoutMs?: number
-  /** Credit window in bytes (default 512 frames ≈ 4 MB). */
+  /** Credit window in bytes (default 256 frames ≈ 2 MB). */
   readonly window?: number
   /** Upper bound on requests (all holders, resumes, retries); then NO_HOLDER. */
   readonly maxAttempts?: number

@@ -62,8 +62,10 @@ describe("credit window", () => {
       // in flight never exceeds the window
       expect(w.granted - off).toBeLessThanOrEqual(DEFAULT_WINDOW_BYTES)
     }
-    // one ack per 128 frames
-    expect(grants).toBe(Math.floor(16 * 1024 * 1024 / DATA_MAX_PAYLOAD / 128))
+    // one ack per quarter window (64 frames by default)
+    const framesPerAck = DEFAULT_WINDOW_BYTES / 4 / DATA_MAX_PAYLOAD
+    expect(framesPerAck).toBe(64)
+    expect(grants).toBe(Math.floor(16 * 1024 * 1024 / DATA_MAX_PAYLOAD / framesPerAck))
   })
 
   it("is cumulative and never regresses", () => {
