@@ -86,8 +86,7 @@ export class Mesh {
   readonly batches: { served(): number; close(): void }
   readonly #budget: ByteBudget
   readonly #avoid = new Map<string, number>()
-  /** Receive buffers: 64 MiB kept free, enough for six chunks in flight and four being written. */
-  /** Page-aligned: a received chunk is written to disk straight from its buffer (O_DIRECT, no staging copy). */
+  /** Receive buffers, page-aligned: a received chunk is written to disk straight from its buffer (O_DIRECT, no staging copy). */
   readonly #pool = new BufferPool(RECEIVE_ARENA_BYTES, alignedBytes)
   /** Holders abandoned or blamed, by error code (for operators and tests). */
   readonly holderFailures: Record<string, number> = {}

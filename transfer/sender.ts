@@ -361,7 +361,8 @@ class ChunkSender implements Sender {
     t.readAt = start + len
     // the source reads straight into the frames' payload slots (no copy) of a pooled slab
     this.#recycle()
-    const { slab, payloads, recordStarts, frameStarts } = layoutWireSlab(t.subjectBytes, start, len, (few ? this.#slabs : this.#busySlabs).take())
+    const pooled = t.subjectBytes.length <= WIRE_SUBJECT_MAX ? (few ? this.#slabs : this.#busySlabs).take() : undefined
+    const { slab, payloads, recordStarts, frameStarts } = layoutWireSlab(t.subjectBytes, start, len, pooled)
     t.reading = reader.readInto(start, payloads).then(
       (got) => {
         t.reading = undefined
