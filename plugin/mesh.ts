@@ -221,10 +221,11 @@ export class Mesh {
   }
 
   /**
-   * Fetches a chunk (verified) into pooled buffers (reused: no fresh memory per chunk);
-   * nothing is stored yet. The caller hands `taken` back to the pool once done with `bytes`.
+   * Fetches a chunk (verified) into pooled buffers (reused: no fresh memory per chunk), then
+   * takes a write slot in `stores` (waiting while all are busy: the network waits for the
+   * disk). The caller adds the write and hands `taken` back to the pool once done with `bytes`.
    */
-  async #receivePooled(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal): Promise<{ bytes: Uint8Array; taken: Uint8Array[] }> {
+  async #receiveForStore(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal, stores: BackgroundStores): Promise<{ bytes: Uint8Array; taken: Uint8Array[] }> {
     const taken: Uint8Array[] = []
     try {
       const bytes = await this.#fetchChunk(hex, blobHex, length, spread, sources, signal, (n) => {
@@ -232,10 +233,27 @@ export class Mesh {
         taken.push(b)
         return b
       })
+      await stores.reserve(signal)
       return { bytes, taken }
     } catch (err) {
       this.#release(taken)
       throw err
+    }
+  }
+
+  /**
+   * Takes `length` from `perRead` and from the node budget (in that order, both or neither);
+   * returns the function that gives both back.
+   */
+  async #acquireBudgets(perRead: ByteBudget, length: number, signal: AbortSignal): Promise<() => void> {
+    await perRead.acquire(length, signal)
+    await this.#budget.acquire(length, signal).catch((err: unknown) => {
+      perRead.release(length)
+      throw err
+    })
+    return () => {
+      perRead.release(length)
+      this.#budget.release(length)
     }
   }
 
@@ -258,11 +276,7 @@ export class Mesh {
   async #readChunk(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal, cache: boolean, stores: BackgroundStores, free: () => void): Promise<{ bytes: Uint8Array; pooled: boolean; release: () => void }> {
     const local = await this.store.readChunk(hex, length, sources).catch(() => undefined)
     if (local) return { bytes: local, pooled: false, release: free }
-    const { bytes, taken } = await this.#receivePooled(hex, length, blobHex, spread, sources, signal)
-    await stores.reserve(signal).catch((err: unknown) => {
-      this.#release(taken)
-      throw err
-    })
+    const { bytes, taken } = await this.#receiveForStore(hex, length, blobHex, spread, sources, signal, stores)
     if (cache) this.store.cache.set(hex, bytes.slice())
     let holds = 2 // the caller, and the write
     const release = () => {
@@ -323,16 +337,8 @@ export class Mesh {
       const start = () => {
         const i = next++
         const e = manifest.entries[i]!
-        const free = () => {
-          perRead.release(e.length)
-          this.#budget.release(e.length)
-        }
         const p = (async () => {
-          await perRead.acquire(e.length, signal)
-          await this.#budget.acquire(e.length, signal).catch((err) => {
-            perRead.release(e.length)
-            throw err
-          })
+          const free = await this.#acquireBudgets(perRead, e.length, signal)
           return this.#readChunk(hexes[i]!, e.length, ref.hex, i, sources, signal, cache, stores, free).catch((err) => {
             free()
             throw err
@@ -419,24 +425,11 @@ export class Mesh {
           const i = order.next()!
           const hex = hexes[i]!
           const len = manifest.entries[i]!.length
-          await inFlight.acquire(len, s)
-          await this.#budget.acquire(len, s).catch((err: unknown) => {
-            inFlight.release(len)
-            throw err
-          })
-          const free = () => {
-            inFlight.release(len)
-            this.#budget.release(len)
-          }
+          const free = await this.#acquireBudgets(inFlight, len, s)
           let handedOff = false
           try {
             if (!(await this.store.hasChunk(hex, len))) {
-              const { bytes, taken } = await this.#receivePooled(hex, len, ref.hex, i, sources, s)
-              // the slot stays busy while every write slot is: the network waits for the disk
-              await stores.reserve(s).catch((err: unknown) => {
-                this.#release(taken)
-                throw err
-              })
+              const { bytes, taken } = await this.#receiveForStore(hex, len, ref.hex, i, sources, s, stores)
               stores.add(this.#storeReceived(hex, bytes), () => {
                 this.#release(taken)
                 free()

@@ -9,10 +9,10 @@ import type { FileHandle } from "node:fs/promises"
  * network receive. A direct write DMAs from our buffer and costs ~0.1 CPU-s per GiB.
  *
  * O_DIRECT needs the buffer address, file offset and length aligned to the device's logical
- * block. Node's ArrayBuffers come from malloc (16-byte aligned), so the bytes are copied in
- * slices through staging buffers carved from a WebAssembly.Memory, whose backing store V8
- * maps page-aligned; the last slice is zero-padded to a whole block and the file truncated
- * to the real length afterwards.
+ * block. Node's ArrayBuffers come from malloc (16-byte aligned); a WebAssembly.Memory's
+ * backing store is mapped page-aligned. Bytes in such memory ({@link alignedBytes}) are
+ * written as they are; others are copied in slices through staging carved from one. The
+ * last block is zero-padded and the file truncated to the real length afterwards.
  */
 
 /** Offsets, lengths and staging addresses are multiples of this (covers 512 B and 4 KiB devices). */
@@ -36,9 +36,8 @@ export class AlignedStaging {
   readonly #waiting: Array<(slice: Uint8Array) => void> = []
 
   constructor(sliceBytes = DIRECT_SLICE_BYTES, slices = STAGING_SLICES) {
-    const pages = Math.ceil((sliceBytes * slices) / WASM_PAGE)
-    const buffer = new WasmMemory({ initial: pages, maximum: pages }).buffer
-    for (let i = 0; i < slices; i++) this.#free.push(new Uint8Array(buffer, i * sliceBytes, sliceBytes))
+    const memory = alignedBytes(sliceBytes * slices)
+    for (let i = 0; i < slices; i++) this.#free.push(memory.subarray(i * sliceBytes, (i + 1) * sliceBytes))
   }
 
   acquire(): Promise<Uint8Array> {

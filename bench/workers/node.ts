@@ -20,16 +20,17 @@ import { now } from "./measure.ts"
 
 // BENCH_MEM_TRACE=<path>: append this process's memory composition every 250 ms to <path>.<pid> (development)
 if (process.env.BENCH_MEM_TRACE) {
-  const { appendFileSync } = await import("node:fs")
+  const { appendFileSync, readFileSync } = await import("node:fs")
   const file = `${process.env.BENCH_MEM_TRACE}.${process.pid}`
-  const { readFileSync } = await import("node:fs")
   /** Resident KiB of each mapping over 4 MiB resident (which allocator grows). */
   const bigMaps = () => {
     const out: Record<string, number> = {}
     let name = ""
     for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
-      if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) name = line.split(/\s+/).slice(0, 1).concat(line.split(/\s+/).slice(5)).join(" ")
-      else if (line.startsWith("Rss:")) {
+      if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) {
+        const fields = line.split(/\s+/) // address range, perms, offset, dev, inode, path
+        name = [fields[0], ...fields.slice(5)].join(" ")
+      } else if (line.startsWith("Rss:")) {
         const kb = Number(line.split(/\s+/)[1])
         if (kb > 4096) out[name] = kb
       }
@@ -273,7 +274,8 @@ const handlers: Record<string, (a: Args) => Promise<unknown>> = {
 
   /**
    * The receiver's storage floor without any network: writes `size` bytes as 4 MiB chunks
-   * through the chunk store's own write (fetched-chunk mode: around the page cache) under `dir`.
+   * through the chunk store's own write (fetched-chunk mode: around the page cache) under `dir`,
+ * which the driver removes.
    */
   async diskWrite(a) {
     const piece = seededBytes(4 << 20, a.seed)
@@ -287,7 +289,6 @@ const handlers: Record<string, (a: Args) => Promise<unknown>> = {
     const ms = now() - t0
     const u1 = process.resourceUsage()
     await store.close()
-    if (a.remove) await rm(a.dir, { recursive: true, force: true })
     return { ms, cpuS: (u1.userCPUTime + u1.systemCPUTime - u0.userCPUTime - u0.systemCPUTime) / 1e6 }
   },
 
