@@ -1,9 +1,11 @@
 /**
- * Opens a fetch's concurrency gradually: the k-th of its first slots starts once k - 1
- * chunks have arrived. Readers that start one blob together otherwise all ask its producer
- * for their first six chunks at once, before any of them can advertise a chunk to the
- * others (8 readers: the producer served 2.16 copies with all six at once). A lone reader
- * loses a few milliseconds at the start.
+ * Opens a fetch's concurrency gradually, like TCP's slow start: `initial` chunks start at
+ * once and every arrival opens one more slot besides freeing its own, so a fetch has at most
+ * `initial + arrived` chunks in flight until its concurrency bound takes over (six after four
+ * arrivals). Readers that start one blob together otherwise all ask its producer for their
+ * first six chunks at once, before any of them can advertise a chunk to the others
+ * (8 readers: the producer served 2.16 copies with all six at once). A lone reader loses a
+ * few milliseconds at the start.
  */
 export class SlowStart {
   #arrived = 0
@@ -16,7 +18,8 @@ export class SlowStart {
 
   /** Resolves when task `k` (0-based, in start order) may begin, or at once when `signal` aborts. */
   ready(k: number, signal?: AbortSignal): Promise<void> {
-    const need = k < this.initial ? 0 : k - this.initial + 1
+    // started ≤ in flight + finished ≤ (initial + arrived) + arrived
+    const need = k < this.initial ? 0 : Math.ceil((k - this.initial + 1) / 2)
     if (this.#arrived >= need || signal?.aborted) return Promise.resolve()
     return new Promise((resolve) => {
       const go = () => {
