@@ -52,6 +52,7 @@ const DEFS: Def[] = [
     const s = m(b)?.sender.stats()
     return [{ labels: { path: "direct" }, value: s?.framesWrittenDirect ?? 0 }, { labels: { path: "publish" }, value: (s?.framesSent ?? 0) - (s?.framesWrittenDirect ?? 0) }]
   } },
+  { name: "dataforts_sender_server_wait_seconds_total", help: "Seconds the holder paused because the NATS server had not yet taken what it wrote (PING/PONG pacing)", kind: "counter", read: (b) => m(b)?.sender.stats().serverWaitSeconds ?? 0 },
   { name: "dataforts_transfers_active", help: "Outgoing transfers in flight", kind: "gauge", read: (b) => m(b)?.sender.stats().activeTransfers ?? 0 },
   { name: "dataforts_transfers_total", help: "Outgoing transfers, by result", kind: "counter", read: (b) => {
     const s = m(b)?.sender.stats()

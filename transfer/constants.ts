@@ -25,7 +25,7 @@ export const DEFAULT_PREFIX = "dataforts"
  * with 256 ~15 ms, at the same bulk throughput (bench/transfer, docs/PERFORMANCE.md).
  */
 export const DEFAULT_WINDOW_BYTES = 256 * DATA_MAX_PAYLOAD
-/** The receiver returns credit about every window/4 bytes (128 frames). */
+/** The receiver returns credit about every window/4 bytes (64 frames). */
 export const DEFAULT_ACK_DIVISOR = 4
 /** A holder silent this long (no frame at all) is abandoned for the next one. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 5_000
@@ -52,3 +52,11 @@ export const DEFAULT_MAX_ACTIVE_TRANSFERS = 512
 export const SENDER_YIELD_BYTES = 256 * 1024
 /** The holder waits for drain above this much queued in the socket (nats.js ignores backpressure); short queues keep small replies behind bulk frames quick and write buffers young. */
 export const SENDER_SOCKET_HIGH_WATER = 128 * 1024
+/**
+ * The holder sends a PING to the server every this many bytes written and waits while more
+ * than SENDER_UNANSWERED_PINGS are unanswered, so at most ~0.5–0.75 MiB of its frames wait in
+ * front of the server (transfer/server-pace.ts). Six 2 MB windows otherwise let ~12 MB queue
+ * there, and a 16 KiB get from the same holder waited behind it (p99 busy/idle 5.5).
+ */
+export const SENDER_PING_BYTES = 256 * 1024
+export const SENDER_UNANSWERED_PINGS = 2

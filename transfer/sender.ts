@@ -19,10 +19,13 @@ import {
   DEFAULT_SENDER_IDLE_DROP_MS,
   SENDER_FEW_TRANSFERS,
   SENDER_SOCKET_HIGH_WATER,
+  SENDER_PING_BYTES,
+  SENDER_UNANSWERED_PINGS,
   SENDER_YIELD_BYTES,
 } from "./constants.ts"
 import { ErrCode, decodeControl, encodeDataFrom, encodeErr, encodeFin, encodeHead, errCodeOf } from "./frames.ts"
 import { outboundEmpty, socketDrained, writeRecords } from "./nats-wire.ts"
+import { ServerPace } from "./server-pace.ts"
 import { DeficitRoundRobin } from "./scheduler.ts"
 import { SlabPool } from "./slab-pool.ts"
 import { holderSubject } from "./subjects.ts"
@@ -76,6 +79,12 @@ export interface SenderStats {
    */
   readonly framesWrittenDirect: number
   readonly errorsSent: number
+  /**
+   * Times the holder paused because the NATS server had not yet taken ~0.5 MiB of what it
+   * wrote (transfer/server-pace.ts), and the seconds it paused in all: a busy or slow server.
+   */
+  readonly serverWaits: number
+  readonly serverWaitSeconds: number
 }
 
 /** A running holder; `close()` stops serving and releases every transfer. */
@@ -148,6 +157,7 @@ class ChunkSender implements Sender {
   #pumping = false
   #wake: (() => void) | undefined
   #closed: Promise<void> | undefined
+  readonly #pace: ServerPace
 
   #started = 0
   #completed = 0
@@ -156,6 +166,8 @@ class ChunkSender implements Sender {
   #frames = 0
   #framesDirect = 0
   #errors = 0
+  #serverWaits = 0
+  #serverWaitMs = 0
 
   constructor(nc: NatsConnection, o: SenderOptions) {
     this.#nc = nc
@@ -169,6 +181,7 @@ class ChunkSender implements Sender {
     // two windows per transfer are in flight; keep enough for the few, and for a few dozen busy transfers
     this.#slabs = new SlabPool(wireSlabBytes(this.#readWindow / DATA_MAX_PAYLOAD, WIRE_SUBJECT_MAX), 2 * SENDER_FEW_TRANSFERS)
     this.#busySlabs = new SlabPool(wireSlabBytes(this.#busyReadWindow / DATA_MAX_PAYLOAD, WIRE_SUBJECT_MAX), 64)
+    this.#pace = new ServerPace(() => nc.flush(), SENDER_PING_BYTES, SENDER_UNANSWERED_PINGS)
     this.#drr = new DeficitRoundRobin(Math.max(DATA_MAX_PAYLOAD, o.quantumBytes ?? DEFAULT_QUANTUM_BYTES))
     this.#sub = nc.subscribe(this.subject, {
       callback: (err, msg) => {
@@ -186,6 +199,8 @@ class ChunkSender implements Sender {
       bytesServed: this.#bytes,
       framesSent: this.#frames,
       framesWrittenDirect: this.#framesDirect,
+      serverWaits: this.#serverWaits,
+      serverWaitSeconds: this.#serverWaitMs / 1000,
       errorsSent: this.#errors,
     }
   }
@@ -487,6 +502,14 @@ class ChunkSender implements Sender {
       while (this.#closed === undefined && this.#drr.size > 0) {
         const sent = this.#drr.round(this.#ready, this.#serve)
         sinceYield += sent
+        const paced = sent > 0 ? this.#pace.wrote(sent) : undefined
+        if (paced !== undefined) {
+          // the server is behind on what we wrote: more would only queue in front of it
+          const t0 = performance.now()
+          await paced
+          this.#serverWaits++
+          this.#serverWaitMs += performance.now() - t0
+        }
         if (sent === 0) {
           // nothing credited or buffered: sleep until a CREDIT, a read or a new request
           await new Promise<void>((resolve) => (this.#wake = resolve))

@@ -37,6 +37,8 @@ describe("Prometheus metrics", () => {
       expect(valueOf(tb, 'dataforts_read_bytes_total{source="cache"}')).toBe(bytes.length)
       expect(valueOf(tb, "dataforts_nodes_live")).toBe(2)
       expect(tb).toContain("# TYPE dataforts_cache_hits_total counter")
+      expect(ta).toContain("# TYPE dataforts_sender_server_wait_seconds_total counter")
+      expect(valueOf(ta, "dataforts_sender_server_wait_seconds_total")).toBeGreaterThanOrEqual(0)
       // both gets finished: nothing of theirs is still held against the node budget
       expect(valueOf(tb, "dataforts_read_inflight_bytes")).toBe(0)
     } finally {

@@ -89,6 +89,8 @@ describe("holder's direct PUB-record writes", () => {
       }
       expect(receiverFor(nc, prefix).stats().integrityFailures).toBe(0)
       expect(sender.stats().framesWrittenDirect).toBeGreaterThan(0)
+      // its server took the bytes slowly, so the holder paused for it instead of queueing ever more
+      expect(sender.stats().serverWaits).toBeGreaterThan(0)
       await sender.close()
     } finally {
       await slowNc.close()

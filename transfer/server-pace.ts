@@ -1,0 +1,49 @@
+/**
+ * Keeps a holder at most a few hundred KiB ahead of what the NATS server has taken from its
+ * connection. Bytes a holder writes wait in its socket and in the server's read buffer before
+ * the server hands them to their subscribers, and anything written after them, a small
+ * reply to another reader included, waits behind all of them. Credit bounds the bytes
+ * between a holder and each reader, which is several MiB for a bulk read (six chunks, each
+ * with a ~2 MB window); this bounds the part of it that sits in front of the server.
+ *
+ * The server answers a PING only after everything the client sent before it, so an answered
+ * PING confirms that everything before it was taken. A PING goes out every `pingEvery`
+ * bytes, and the writer waits while more than `maxUnanswered` are outstanding.
+ */
+export class ServerPace {
+  #sincePing = 0
+  readonly #pongs: Array<Promise<void>> = []
+
+  constructor(
+    /** Sends a PING and resolves on its PONG (nats.js `flush`); rejects when the connection goes. */
+    private readonly ping: () => Promise<void>,
+    private readonly pingEvery: number,
+    private readonly maxUnanswered: number,
+  ) {}
+
+  /** PINGs sent and not yet answered. */
+  get unanswered(): number {
+    return this.#pongs.length
+  }
+
+  /**
+   * Counts `bytes` as written. Returns a promise to wait for when more than `maxUnanswered`
+   * PINGs are unanswered, else undefined (no await, so no extra turn per send round).
+   */
+  wrote(bytes: number): Promise<void> | undefined {
+    this.#sincePing += bytes
+    if (this.#sincePing >= this.pingEvery) {
+      this.#sincePing = 0
+      // a lost connection rejects its PINGs: pacing then stops waiting (the sender drops its transfers)
+      this.#pongs.push(this.ping().catch(() => {}))
+    }
+    return this.#pongs.length > this.maxUnanswered ? this.#drain() : undefined
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#pongs.length > this.maxUnanswered) {
+      await this.#pongs[0]
+      this.#pongs.shift()
+    }
+  }
+}
