@@ -20,6 +20,7 @@ import {
   SENDER_FEW_TRANSFERS,
   SENDER_SOCKET_HIGH_WATER,
   SENDER_PING_BYTES,
+  SENDER_MAX_READS_AHEAD,
   SENDER_UNANSWERED_PINGS,
   SENDER_YIELD_BYTES,
 } from "./constants.ts"
@@ -158,6 +159,9 @@ class ChunkSender implements Sender {
   #wake: (() => void) | undefined
   #closed: Promise<void> | undefined
   readonly #pace: ServerPace
+  /** Reads ahead of a transfer's buffered window in the thread pool now, and transfers waiting to start one. */
+  #readsAhead = 0
+  readonly #readQueue: OutTransfer[] = []
 
   #started = 0
   #completed = 0
@@ -373,12 +377,22 @@ class ChunkSender implements Sender {
     const start = t.readAt
     const few = this.#transfers.size <= SENDER_FEW_TRANSFERS
     const len = Math.min(few ? this.#readWindow : this.#busyReadWindow, t.length - start)
+    // a read ahead of what is already buffered waits its turn when the thread pool is busy
+    // with others, so a small transfer's open and read find a free thread
+    const ahead = t.windows.length > 0
+    if (ahead && this.#readsAhead >= SENDER_MAX_READS_AHEAD) {
+      if (!this.#readQueue.includes(t)) this.#readQueue.push(t)
+      return
+    }
+    if (ahead) this.#readsAhead++
     t.readAt = start + len
     // the source reads straight into the frames' payload slots (no copy) of a pooled slab
     this.#recycle()
     const pooled = t.subjectBytes.length <= WIRE_SUBJECT_MAX ? (few ? this.#slabs : this.#busySlabs).take() : undefined
     const { slab, payloads, recordStarts, frameStarts } = layoutWireSlab(t.subjectBytes, start, len, pooled)
-    t.reading = reader.readInto(start, payloads).then(
+    t.reading = reader.readInto(start, payloads).finally(() => {
+      if (ahead) this.#readAheadDone()
+    }).then(
       (got) => {
         t.reading = undefined
         if (t.closed) {
@@ -400,6 +414,15 @@ class ChunkSender implements Sender {
         if (!t.closed) this.#fail(t, new StorageError("read", { cause: err }))
       },
     )
+  }
+
+  /** A read ahead finished: the next waiting transfer may read. */
+  #readAheadDone(): void {
+    this.#readsAhead--
+    while (this.#readQueue.length > 0 && this.#readsAhead < SENDER_MAX_READS_AHEAD) {
+      const t = this.#readQueue.shift()!
+      if (!t.closed) this.#fill(t)
+    }
   }
 
   /** Payload bytes sendable right now (buffered and credited). */
