@@ -60,10 +60,15 @@ export const SENDER_YIELD_BYTES = 256 * 1024
 /** The holder waits for drain above this much queued in the socket (nats.js ignores backpressure); short queues keep small replies behind bulk frames quick and write buffers young. */
 export const SENDER_SOCKET_HIGH_WATER = 128 * 1024
 /**
- * The holder sends a PING to the server every this many bytes written and waits while more
- * than SENDER_UNANSWERED_PINGS are unanswered, so at most ~0.5–0.75 MiB of its frames wait in
- * front of the server (transfer/server-pace.ts). Six 2 MB windows otherwise let ~12 MB queue
- * there, and a 16 KiB get from the same holder waited behind it (p99 busy/idle 5.5).
+ * The holder sends a PING to the server every this many bytes written and, while more than
+ * one reader asked it for chunks within SENDER_SHARED_MS, waits while more than
+ * SENDER_UNANSWERED_PINGS are unanswered: at most ~0.75 MiB of its frames then wait in front
+ * of the server (transfer/server-pace.ts). With one reader's six 2 MB windows ~12 MB could
+ * queue there, and a 16 KiB get by another reader waited behind it (p99 busy/idle 5.5, ~2.7
+ * paced). A holder serving one reader allows SENDER_UNANSWERED_PINGS_ALONE (~2 MiB): tight
+ * pacing cost that reader ~10 % of its throughput (dev harness, side by side).
  */
 export const SENDER_PING_BYTES = 256 * 1024
 export const SENDER_UNANSWERED_PINGS = 2
+export const SENDER_UNANSWERED_PINGS_ALONE = 8
+export const SENDER_SHARED_MS = 2_000

@@ -20,6 +20,8 @@ import {
   SENDER_FEW_TRANSFERS,
   SENDER_SOCKET_HIGH_WATER,
   SENDER_PING_BYTES,
+  SENDER_SHARED_MS,
+  SENDER_UNANSWERED_PINGS_ALONE,
   SENDER_MAX_READS_AHEAD,
   SENDER_UNANSWERED_PINGS,
   SENDER_YIELD_BYTES,
@@ -161,6 +163,8 @@ class ChunkSender implements Sender {
   readonly #pace: ServerPace
   /** Reads ahead of a transfer's buffered window in the thread pool now, and transfers waiting to start one. */
   #readsAhead = 0
+  /** When each reader (its attempt subjects' stem) last asked for a chunk. */
+  readonly #readers = new Map<string, number>()
   readonly #readQueue: OutTransfer[] = []
 
   #started = 0
@@ -185,7 +189,7 @@ class ChunkSender implements Sender {
     // two windows per transfer are in flight; keep enough for the few, and for a few dozen busy transfers
     this.#slabs = new SlabPool(wireSlabBytes(this.#readWindow / DATA_MAX_PAYLOAD, WIRE_SUBJECT_MAX), 2 * SENDER_FEW_TRANSFERS)
     this.#busySlabs = new SlabPool(wireSlabBytes(this.#busyReadWindow / DATA_MAX_PAYLOAD, WIRE_SUBJECT_MAX), 64)
-    this.#pace = new ServerPace(() => nc.flush(), SENDER_PING_BYTES, SENDER_UNANSWERED_PINGS)
+    this.#pace = new ServerPace(() => nc.flush(), SENDER_PING_BYTES, () => (this.#shared() ? SENDER_UNANSWERED_PINGS : SENDER_UNANSWERED_PINGS_ALONE))
     this.#drr = new DeficitRoundRobin(Math.max(DATA_MAX_PAYLOAD, o.quantumBytes ?? DEFAULT_QUANTUM_BYTES))
     this.#sub = nc.subscribe(this.subject, {
       callback: (err, msg) => {
@@ -278,6 +282,8 @@ class ChunkSender implements Sender {
       this.#sendErr(subject, ErrCode.BUSY, `holder serves ${this.#transfers.size} transfers`)
       return
     }
+    // the reader is the attempt subject without its last token (subjects.ts)
+    this.#readers.set(subject.slice(0, subject.lastIndexOf(".")), Date.now())
     const t: OutTransfer = {
       subject,
       subjectBytes,
@@ -414,6 +420,14 @@ class ChunkSender implements Sender {
         if (!t.closed) this.#fail(t, new StorageError("read", { cause: err }))
       },
     )
+  }
+
+  /** True while more than one reader asked for chunks within SENDER_SHARED_MS. */
+  #shared(): boolean {
+    if (this.#readers.size < 2) return false
+    const cutoff = Date.now() - SENDER_SHARED_MS
+    for (const [reader, at] of this.#readers) if (at < cutoff) this.#readers.delete(reader)
+    return this.#readers.size > 1
   }
 
   /** A read ahead finished: the next waiting transfer may read. */

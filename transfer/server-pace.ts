@@ -8,7 +8,8 @@
  *
  * The server answers a PING only after everything the client sent before it, so an answered
  * PING confirms that everything before it was taken. A PING goes out every `pingEvery`
- * bytes, and the writer waits while more than `maxUnanswered` are outstanding.
+ * bytes, and the writer waits while more than `maxUnanswered()` are outstanding (re-read at
+ * every PING, so a holder can pace tightly only while others wait on it).
  */
 export class ServerPace {
   #sincePing = 0
@@ -18,7 +19,7 @@ export class ServerPace {
     /** Sends a PING and resolves on its PONG (nats.js `flush`); rejects when the connection goes. */
     private readonly ping: () => Promise<void>,
     private readonly pingEvery: number,
-    private readonly maxUnanswered: number,
+    private readonly maxUnanswered: () => number,
   ) {}
 
   /** PINGs sent and not yet answered. */
@@ -27,7 +28,7 @@ export class ServerPace {
   }
 
   /**
-   * Counts `bytes` as written. Returns a promise to wait for when more than `maxUnanswered`
+   * Counts `bytes` as written. Returns a promise to wait for when more than `maxUnanswered()`
    * PINGs are unanswered, else undefined (no await, so no extra turn per send round).
    */
   wrote(bytes: number): Promise<void> | undefined {
@@ -37,11 +38,12 @@ export class ServerPace {
       // a lost connection rejects its PINGs: pacing then stops waiting (the sender drops its transfers)
       this.#pongs.push(this.ping().catch(() => {}))
     }
-    return this.#pongs.length > this.maxUnanswered ? this.#drain() : undefined
+    const max = this.maxUnanswered()
+    return this.#pongs.length > max ? this.#drain(max) : undefined
   }
 
-  async #drain(): Promise<void> {
-    while (this.#pongs.length > this.maxUnanswered) {
+  async #drain(max: number): Promise<void> {
+    while (this.#pongs.length > max) {
       await this.#pongs[0]
       this.#pongs.shift()
     }

@@ -13,7 +13,7 @@ const tick = () => new Promise((r) => setImmediate(r))
 describe("ServerPace (a holder stays a bounded number of bytes ahead of its server)", () => {
   it("sends a PING every pingEvery bytes and does not wait while few are unanswered", () => {
     const { ping, answers } = pinger()
-    const pace = new ServerPace(ping, 1000, 2)
+    const pace = new ServerPace(ping, 1000, () => 2)
     expect(pace.wrote(600)).toBeUndefined()
     expect(answers).toHaveLength(0)
     expect(pace.wrote(600)).toBeUndefined() // 1200 bytes: first PING
@@ -24,7 +24,7 @@ describe("ServerPace (a holder stays a bounded number of bytes ahead of its serv
 
   it("makes the writer wait once more PINGs are unanswered than allowed, until the oldest is answered", async () => {
     const { ping, answers } = pinger()
-    const pace = new ServerPace(ping, 1000, 2)
+    const pace = new ServerPace(ping, 1000, () => 2)
     pace.wrote(1000)
     pace.wrote(1000)
     const wait = pace.wrote(1000)
@@ -41,9 +41,18 @@ describe("ServerPace (a holder stays a bounded number of bytes ahead of its serv
     expect(pace.wrote(10)).toBeUndefined()
   })
 
+  it("re-reads its limit at every PING, so a holder can tighten it when a second reader turns up", () => {
+    const { ping } = pinger()
+    let max = 8
+    const pace = new ServerPace(ping, 1000, () => max)
+    for (let i = 0; i < 4; i++) expect(pace.wrote(1000)).toBeUndefined()
+    max = 2
+    expect(pace.wrote(1000)).toBeInstanceOf(Promise)
+  })
+
   it("stops holding the writer when the connection is lost (its PINGs are rejected)", async () => {
     const { ping, answers } = pinger()
-    const pace = new ServerPace(ping, 1, 0)
+    const pace = new ServerPace(ping, 1, () => 0)
     const wait = pace.wrote(1)
     expect(wait).toBeInstanceOf(Promise)
     answers[0]!.reject(new Error("connection closed"))
