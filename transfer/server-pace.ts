@@ -20,6 +20,8 @@ export class ServerPace {
     private readonly ping: () => Promise<void>,
     private readonly pingEvery: number,
     private readonly maxUnanswered: () => number,
+    /** A server that has not answered for this long is not waited for any more (it may be stuck). */
+    private readonly maxWaitMs = 1_000,
   ) {}
 
   /** PINGs sent and not yet answered. */
@@ -43,9 +45,16 @@ export class ServerPace {
   }
 
   async #drain(max: number): Promise<void> {
-    while (this.#pongs.length > max) {
-      await this.#pongs[0]
-      this.#pongs.shift()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const gaveUp = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), this.maxWaitMs)))
+    try {
+      while (this.#pongs.length > max) {
+        // an unanswered PING stays counted until its PONG comes or the connection goes
+        if ((await Promise.race([this.#pongs[0], gaveUp])) === "late") return
+        this.#pongs.shift()
+      }
+    } finally {
+      clearTimeout(timer)
     }
   }
 }

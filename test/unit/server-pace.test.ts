@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest"
+import { describe, expect, it, vi } from "vitest"
 import { ServerPace } from "../../transfer/server-pace.ts"
 
 /** A PING whose PONG the test answers by hand. */
@@ -48,6 +48,23 @@ describe("ServerPace (a holder stays a bounded number of bytes ahead of its serv
     for (let i = 0; i < 4; i++) expect(pace.wrote(1000)).toBeUndefined()
     max = 2
     expect(pace.wrote(1000)).toBeInstanceOf(Promise)
+  })
+
+  it("stops holding the writer after maxWaitMs when the server does not answer at all", async () => {
+    vi.useFakeTimers()
+    try {
+      const { ping } = pinger()
+      const pace = new ServerPace(ping, 1, () => 0, 20)
+      let resumed = false
+      void pace.wrote(1)!.then(() => (resumed = true))
+      await vi.advanceTimersByTimeAsync(19)
+      expect(resumed).toBe(false)
+      await vi.advanceTimersByTimeAsync(2)
+      expect(resumed).toBe(true)
+      expect(pace.unanswered).toBe(1) // still unanswered: the next write waits again
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it("stops holding the writer when the connection is lost (its PINGs are rejected)", async () => {
