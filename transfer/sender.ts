@@ -83,8 +83,9 @@ export interface SenderStats {
   readonly framesWrittenDirect: number
   readonly errorsSent: number
   /**
-   * Times the holder paused because the NATS server had not yet taken ~0.5 MiB of what it
-   * wrote (transfer/server-pace.ts), and the seconds it paused in all: a busy or slow server.
+   * Times the holder paused because its NATS server had not yet taken what it wrote (more
+   * than ~0.75 MiB while several readers wait on it, ~2 MiB with one; transfer/server-pace.ts),
+   * and the seconds it paused in all: a busy or slow server, or a slow link to it.
    */
   readonly serverWaits: number
   readonly serverWaitSeconds: number
@@ -163,9 +164,9 @@ class ChunkSender implements Sender {
   readonly #pace: ServerPace
   /** Reads ahead of a transfer's buffered window in the thread pool now, and transfers waiting to start one. */
   #readsAhead = 0
+  readonly #readQueue: OutTransfer[] = []
   /** When each reader (its attempt subjects' stem) last asked for a chunk. */
   readonly #readers = new Map<string, number>()
-  readonly #readQueue: OutTransfer[] = []
 
   #started = 0
   #completed = 0
