@@ -28,6 +28,7 @@ import {
 } from "./constants.ts"
 import { ErrCode, decodeControl, encodeDataFrom, encodeErr, encodeFin, encodeHead, errCodeOf } from "./frames.ts"
 import { outboundEmpty, socketDrained, writeRecords } from "./nats-wire.ts"
+import { ReadAheadGate } from "./read-ahead-gate.ts"
 import { ServerPace } from "./server-pace.ts"
 import { DeficitRoundRobin } from "./scheduler.ts"
 import { SlabPool } from "./slab-pool.ts"
@@ -162,9 +163,7 @@ class ChunkSender implements Sender {
   #wake: (() => void) | undefined
   #closed: Promise<void> | undefined
   readonly #pace: ServerPace
-  /** Reads ahead of a transfer's buffered window in the thread pool now, and transfers waiting to start one. */
-  #readsAhead = 0
-  readonly #readQueue: OutTransfer[] = []
+  readonly #readsAhead = new ReadAheadGate<OutTransfer>(SENDER_MAX_READS_AHEAD)
   /** When each reader (its attempt subjects' stem) last asked for a chunk. */
   readonly #readers = new Map<string, number>()
 
@@ -387,11 +386,7 @@ class ChunkSender implements Sender {
     // a read ahead of what is already buffered waits its turn when the thread pool is busy
     // with others, so a small transfer's open and read find a free thread
     const ahead = t.windows.length > 0
-    if (ahead && this.#readsAhead >= SENDER_MAX_READS_AHEAD) {
-      if (!this.#readQueue.includes(t)) this.#readQueue.push(t)
-      return
-    }
-    if (ahead) this.#readsAhead++
+    if (ahead && !this.#readsAhead.tryStart(t)) return
     t.readAt = start + len
     // the source reads straight into the frames' payload slots (no copy) of a pooled slab
     this.#recycle()
@@ -431,13 +426,10 @@ class ChunkSender implements Sender {
     return this.#readers.size > 1
   }
 
-  /** A read ahead finished: the next waiting transfer may read. */
+  /** A read ahead finished: waiting transfers may read. */
   #readAheadDone(): void {
-    this.#readsAhead--
-    while (this.#readQueue.length > 0 && this.#readsAhead < SENDER_MAX_READS_AHEAD) {
-      const t = this.#readQueue.shift()!
-      if (!t.closed) this.#fill(t)
-    }
+    this.#readsAhead.done()
+    for (let t = this.#readsAhead.next(); t !== undefined; t = this.#readsAhead.next()) if (!t.closed) this.#fill(t)
   }
 
   /** Payload bytes sendable right now (buffered and credited). */
