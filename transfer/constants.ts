@@ -43,10 +43,8 @@ export const DEFAULT_READ_WINDOW_BYTES = 128 * DATA_MAX_PAYLOAD
 export const BUSY_READ_WINDOW_BYTES = 32 * DATA_MAX_PAYLOAD
 export const SENDER_FEW_TRANSFERS = 16
 /**
- * Reads ahead of what a transfer has buffered that may be in libuv's thread pool (4 threads)
- * at once. Six bulk transfers each reading ahead otherwise fill it, and a small transfer's
- * open and first read queue behind them (bench/transfer step 3: a 16 KiB get's p99 under
- * load 29 → 23 ms). A transfer with nothing buffered reads at once.
+ * Reads ahead of what a transfer has buffered that may run at once (transfer/read-ahead-gate.ts;
+ * bench/transfer step 3: a 16 KiB get's p99 under load 29 → 23 ms).
  */
 export const SENDER_MAX_READS_AHEAD = 2
 /** Deficit round robin quantum: 8 full frames per transfer per round. */

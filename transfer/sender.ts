@@ -32,7 +32,7 @@ import { ReadAheadGate } from "./read-ahead-gate.ts"
 import { ServerPace } from "./server-pace.ts"
 import { DeficitRoundRobin } from "./scheduler.ts"
 import { SlabPool } from "./slab-pool.ts"
-import { holderSubject } from "./subjects.ts"
+import { holderSubject, readerOfAttempt } from "./subjects.ts"
 import { SendCredit } from "./window.ts"
 import { isWireSubject, layoutWireSlab, WIRE_SUBJECT_MAX, wireSlabBytes } from "./wire-slab.ts"
 
@@ -174,8 +174,6 @@ class ChunkSender implements Sender {
   #frames = 0
   #framesDirect = 0
   #errors = 0
-  #serverWaits = 0
-  #serverWaitMs = 0
 
   constructor(nc: NatsConnection, o: SenderOptions) {
     this.#nc = nc
@@ -207,8 +205,8 @@ class ChunkSender implements Sender {
       bytesServed: this.#bytes,
       framesSent: this.#frames,
       framesWrittenDirect: this.#framesDirect,
-      serverWaits: this.#serverWaits,
-      serverWaitSeconds: this.#serverWaitMs / 1000,
+      serverWaits: this.#pace.waits,
+      serverWaitSeconds: this.#pace.waitMs / 1000,
       errorsSent: this.#errors,
     }
   }
@@ -282,8 +280,7 @@ class ChunkSender implements Sender {
       this.#sendErr(subject, ErrCode.BUSY, `holder serves ${this.#transfers.size} transfers`)
       return
     }
-    // the reader is the attempt subject without its last token (subjects.ts)
-    this.#readers.set(subject.slice(0, subject.lastIndexOf(".")), Date.now())
+    this.#readers.set(readerOfAttempt(subject), Date.now())
     const t: OutTransfer = {
       subject,
       subjectBytes,
@@ -532,14 +529,9 @@ class ChunkSender implements Sender {
       while (this.#closed === undefined && this.#drr.size > 0) {
         const sent = this.#drr.round(this.#ready, this.#serve)
         sinceYield += sent
+        // the server is behind on what we wrote: more would only queue in front of it
         const paced = sent > 0 ? this.#pace.wrote(sent) : undefined
-        if (paced !== undefined) {
-          // the server is behind on what we wrote: more would only queue in front of it
-          const t0 = performance.now()
-          await paced
-          this.#serverWaits++
-          this.#serverWaitMs += performance.now() - t0
-        }
+        if (paced !== undefined) await paced
         if (sent === 0) {
           // nothing credited or buffered: sleep until a CREDIT, a read or a new request
           await new Promise<void>((resolve) => (this.#wake = resolve))

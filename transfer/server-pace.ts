@@ -14,6 +14,9 @@
 export class ServerPace {
   #sincePing = 0
   readonly #pongs: Array<Promise<void>> = []
+  /** Times the writer was made to wait, and for how long in all. */
+  waits = 0
+  waitMs = 0
 
   constructor(
     /** Sends a PING and resolves on its PONG (nats.js `flush`); rejects when the connection goes. */
@@ -45,6 +48,8 @@ export class ServerPace {
   }
 
   async #drain(max: number): Promise<void> {
+    this.waits++
+    const t0 = performance.now()
     let timer: ReturnType<typeof setTimeout> | undefined
     const gaveUp = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), this.maxWaitMs)))
     try {
@@ -55,6 +60,7 @@ export class ServerPace {
       }
     } finally {
       clearTimeout(timer)
+      this.waitMs += performance.now() - t0
     }
   }
 }

@@ -13,6 +13,11 @@ export function receiverWildcard(prefix: string, receiverId: string): string {
   return `${prefix}.xfer.in.${receiverId}.*`
 }
 
+/** The receiver an attempt subject belongs to: the subject without its attempt token. */
+export function readerOfAttempt(subject: string): string {
+  return subject.slice(0, subject.lastIndexOf("."))
+}
+
 /** One attempt's data subject: `<prefix>.xfer.in.<receiverId>.<attempt>`. */
 export function attemptSubject(prefix: string, receiverId: string, attempt: number): string {
   return `${prefix}.xfer.in.${receiverId}.${attempt.toString(36)}`

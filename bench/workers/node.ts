@@ -275,7 +275,7 @@ const handlers: Record<string, (a: Args) => Promise<unknown>> = {
   /**
    * The receiver's storage floor without any network: writes `size` bytes as 4 MiB chunks
    * through the chunk store's own write (fetched-chunk mode: around the page cache) under `dir`,
- * which the driver removes.
+   * which the driver removes.
    */
   async diskWrite(a) {
     const piece = seededBytes(4 << 20, a.seed)
