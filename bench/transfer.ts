@@ -28,6 +28,7 @@ import { join } from "node:path"
 import { startNatsServer } from "../test/support/nats-server.ts"
 import { median, mbps, ratio, report } from "./lib.ts"
 import { BENCH_V8_FLAGS, Worker, allWorkersExited, killAllWorkers, now } from "./workers/proc.ts"
+import { benchTunesMalloc } from "./workers/measure.ts"
 
 const MIB = 1024 * 1024
 const GIB = 1024 * MIB
@@ -132,7 +133,7 @@ export async function runTransferBench(options: TransferBenchOptions = {}): Prom
   const root = await mkdtemp(join(tmpdir(), "df-bench-transfer-"))
   const fs = await statfs(root)
   const freeBytes = fs.bavail * fs.bsize
-  console.log(`bench/transfer: ${options.quick ? "QUICK" : "full"} run; temp ${root}; ${round(freeBytes / GIB)} GiB free there; worker V8 flags: ${BENCH_V8_FLAGS.join(" ") || "(defaults)"}`)
+  console.log(`bench/transfer: ${options.quick ? "QUICK" : "full"} run; temp ${root}; ${round(freeBytes / GIB)} GiB free there; worker V8 flags: ${BENCH_V8_FLAGS.join(" ") || "(defaults)"}; malloc: ${benchTunesMalloc ? "held while busy, every worker" : "glibc defaults"}`)
   const server = await startNatsServer({ jetstream: true }).catch(async (err: unknown) => {
     await rm(root, { recursive: true, force: true })
     throw err
@@ -151,7 +152,7 @@ export async function runTransferBench(options: TransferBenchOptions = {}): Prom
   }
   process.once("SIGINT", onSignal)
   process.once("SIGTERM", onSignal)
-  const result: Record<string, unknown> = { quick: !!options.quick, natsServer: "local nats-server, -js, loopback", machine: "2 cores shared; numbers are noisy", workerV8Flags: BENCH_V8_FLAGS.join(" ") }
+  const result: Record<string, unknown> = { quick: !!options.quick, natsServer: "local nats-server, -js, loopback", machine: "2 cores shared; numbers are noisy", workerV8Flags: BENCH_V8_FLAGS.join(" "), workerMalloc: benchTunesMalloc ? "every worker holds freed memory (plugin/allocator.ts), baselines too" : "glibc defaults (BENCH_MALLOC=default)" }
   const goals: Array<{ goal: string; value: number; target: string; pass: boolean }> = []
   const started = now()
   const errors: Record<string, string> = {}

@@ -7,6 +7,7 @@ import type { Durability } from "../storage/file-chunk-store.ts"
 import type { HashBackendName } from "../storage/format/hasher.ts"
 import { type BlobStat, LocalStore } from "../storage/local-store.ts"
 import { fileSource, normaliseInput, type PutInput } from "./inputs.ts"
+import { holdFreedMemoryWhileBusy } from "./allocator.ts"
 import { type AttachOptions, emptySources, Mesh, type ReadSources } from "./mesh.ts"
 import { type OnProgress, throttled } from "./progress.ts"
 import type { NatsConnection } from "@nats-io/nats-core"
@@ -28,6 +29,11 @@ export interface BlobsOpenOptions {
   durability?: Durability
   /** BLAKE3 backend; default native with a wasm fallback. */
   hash?: HashBackendName
+  /**
+   * Process-wide, glibc only (default true): malloc keeps freed memory while bytes move and
+   * gives it back after 2 s without transfers (plugin/allocator.ts); false leaves malloc as it is.
+   */
+  tuneMalloc?: boolean
 }
 
 export interface PutOptions extends AbortOptions {
@@ -58,12 +64,16 @@ export interface BlobsAttachOptions extends BlobsOpenOptions, Omit<AttachOptions
  */
 export class Blobs implements AsyncDisposable {
   #closing: Promise<void> | undefined
+  readonly #stopHoldingMemory: () => void
 
   private constructor(
     readonly store: LocalStore,
     /** The NATS side when attached (`{ nats, node }`), else undefined. */
     readonly mesh: Mesh | undefined,
-  ) {}
+    tune: boolean,
+  ) {
+    this.#stopHoldingMemory = tune ? holdFreedMemoryWhileBusy(() => this.#bytesMoved()) : () => {}
+  }
 
   /**
    * Opens a durable store (`{ dir }`) or an in-memory one (`{ memory: true }`); with
@@ -72,13 +82,14 @@ export class Blobs implements AsyncDisposable {
    */
   static async open(options: BlobsAttachOptions): Promise<Blobs> {
     const store = await LocalStore.open(options)
-    if (options.nats === undefined) return new Blobs(store, undefined)
+    const tune = options.tuneMalloc ?? true
+    if (options.nats === undefined) return new Blobs(store, undefined, tune)
     if (!options.node) {
       await store.close()
       throw new TypeError("Blobs.open with nats needs a node id")
     }
     try {
-      return new Blobs(store, await Mesh.attach(store, { ...options, nats: options.nats, node: options.node }))
+      return new Blobs(store, await Mesh.attach(store, { ...options, nats: options.nats, node: options.node }), tune)
     } catch (err) {
       await store.close()
       throw err
@@ -224,12 +235,20 @@ export class Blobs implements AsyncDisposable {
     this.#closing ??= (async () => {
       await this.mesh?.close().catch(() => {})
       await this.store.close()
+      this.#stopHoldingMemory()
     })()
     return this.#closing
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close()
+  }
+
+  /** Bytes this node has stored, read, received or served so far (quiet when it stops moving). */
+  #bytesMoved(): number {
+    const c = this.store.counters
+    const mesh = this.mesh
+    return c.bytesStoredNew + c.bytesReadCache + c.bytesReadDisk + (mesh ? mesh.receiver.bytesReceived + mesh.sender.stats().bytesServed : 0)
   }
 
   #enter(signal: AbortSignal | undefined): void {

@@ -1,5 +1,6 @@
 import { createServer, type Server } from "node:http"
 import { Counter, Gauge, Registry } from "prom-client"
+import { allocatorStats } from "./allocator.ts"
 import type { Blobs } from "./blobs.ts"
 
 type Kind = "counter" | "gauge"
@@ -64,6 +65,8 @@ const DEFS: Def[] = [
     return [{ labels: { outcome: "applied" }, value: s?.applied ?? 0 }, { labels: { outcome: "malformed" }, value: s?.malformed ?? 0 }, { labels: { outcome: "gap" }, value: s?.gaps ?? 0 }]
   } },
   { name: "dataforts_fold_syncs_total", help: "Origin snapshots restored (late joins and gaps)", kind: "counter", read: (b) => m(b)?.folds.stats.syncs ?? 0 },
+  { name: "dataforts_malloc_tuned", help: "1 when malloc holds freed memory while bytes move (process-wide, glibc)", kind: "gauge", read: () => (allocatorStats.tuned ? 1 : 0) },
+  { name: "dataforts_malloc_trims_total", help: "Times freed heap memory was given back after the process went quiet (process-wide)", kind: "counter", read: () => allocatorStats.trims },
   { name: "dataforts_blob_heat", help: "Decayed read heat of the hottest blobs (top 10)", kind: "gauge", read: (b) =>
     (m(b)?.folds.topN(10) ?? []).map((e) => ({ labels: { hash: e.hash.slice(0, 16) }, value: e.heat })) },
 ]

@@ -1,4 +1,5 @@
 /** What every bench worker measures about itself, and how it dies with its driver. */
+import { tuneMalloc } from "../../plugin/allocator.ts"
 
 /** Wall-clock milliseconds comparable across processes on one host. */
 export const now = (): number => performance.timeOrigin + performance.now()
@@ -13,6 +14,18 @@ export const cpuS = (): number => {
 }
 
 /** A dead driver closes our stdin: leave, so no worker outlives its bench. */
+/**
+ * `BENCH_MALLOC=default` leaves glibc's malloc as it is in every worker (A/B runs); otherwise
+ * the baselines get the same setting `Blobs.open` makes (plugin/allocator.ts), so every
+ * path of a run is measured alike.
+ */
+export const benchTunesMalloc = process.env.BENCH_MALLOC !== "default"
+
+/** Gives a baseline worker the malloc setting our nodes get (see `benchTunesMalloc`). */
+export function tuneBaselineMalloc(): void {
+  if (benchTunesMalloc) tuneMalloc()
+}
+
 export function exitWithDriver(): void {
   process.stdin.on("end", () => process.exit(1))
   process.stdin.resume()

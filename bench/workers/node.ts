@@ -16,7 +16,7 @@ import { toHex } from "../../storage/format/hex.ts"
 import { BufferPool } from "../../plugin/buffer-pool.ts"
 import { FileChunkStore } from "../../storage/file-chunk-store.ts"
 import { seededBytes, seededStream } from "../../test/support/bytes.ts"
-import { now } from "./measure.ts"
+import { benchTunesMalloc, now } from "./measure.ts"
 
 // BENCH_MEM_TRACE=<path>: append this process's memory composition every 250 ms to <path>.<pid> (development)
 if (process.env.BENCH_MEM_TRACE) {
@@ -82,6 +82,7 @@ function openBlobs(n: { nc: NatsConnection; dir: string; node: string; cacheByte
     node: n.node,
     prefix,
     discoveryTimeoutMs: 10_000,
+    tuneMalloc: benchTunesMalloc,
     ...(n.cacheBytes === undefined ? {} : { cacheBytes: n.cacheBytes }),
   })
 }

@@ -8,13 +8,14 @@
  *     → { ms, bytes, cpuS, maxRssMiB }   (reads .data to the end, checks .error, then destroys the bucket)
  */
 import { connect } from "@nats-io/transport-node"
-import { cpuS, exitWithDriver, maxRssMiB, now } from "./measure.ts"
+import { cpuS, exitWithDriver, maxRssMiB, now, tuneBaselineMalloc } from "./measure.ts"
 import { Objm } from "@nats-io/obj"
 import { seededStream } from "../../test/support/bytes.ts"
 
 const [op, url, bucket, name, sizeText, seedText] = process.argv.slice(2)
 
 exitWithDriver()
+tuneBaselineMalloc()
 
 const nc = await connect({ servers: url!, name: `obj-${op}` })
 const objm = new Objm(nc)

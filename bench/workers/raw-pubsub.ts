@@ -11,11 +11,12 @@
  *       processes; cpuS = CPU seconds from just before the first frame to the end)
  */
 import { connect } from "@nats-io/transport-node"
-import { cpuS, exitWithDriver, maxRssMiB, now } from "./measure.ts"
+import { cpuS, exitWithDriver, maxRssMiB, now, tuneBaselineMalloc } from "./measure.ts"
 
 const [role, url, subject, ...rest] = process.argv.slice(2)
 
 exitWithDriver()
+tuneBaselineMalloc()
 
 const nc = await connect({ servers: url!, name: `raw-${role}` })
 

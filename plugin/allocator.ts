@@ -1,0 +1,97 @@
+import { createRequire } from "node:module"
+
+const require = createRequire(import.meta.url)
+
+interface MallocTune {
+  hold(mmapThresholdBytes: number, trimThresholdBytes: number): boolean
+  trim(): boolean
+}
+
+/** glibc's malloc knobs through our tiny addon (native/malloc-tune): Node exposes none. */
+const native: MallocTune | undefined = (() => {
+  try {
+    return (require("@dataforts/malloc-tune") as { mallocTune?: MallocTune }).mallocTune
+  } catch {
+    return undefined
+  }
+})()
+
+/**
+ * Allocations up to this come from malloc's heap, not a fresh mmap each: every chunk copy
+ * (≤ 16 MiB, TRANSFER_MAX_CHUNK_BYTES) a read hands out.
+ */
+const MMAP_THRESHOLD_BYTES = 32 << 20
+/** Free memory the heap keeps while bytes move, instead of giving it back at once. */
+const TRIM_THRESHOLD_BYTES = 512 << 20
+/**
+ * No bytes moved by any node of the process for about this long: the heap's free memory goes
+ * back. Not seconds: trimming after 2 s of quiet gave back the heap between the bench's 1 GiB
+ * transfers, and each one paid to fault it in again (fetchBlob's reader 2.76–3.19 CPU-s per
+ * GiB against 2.36–2.41 with the memory held).
+ */
+export const QUIET_TRIM_MS = 30_000
+
+/**
+ * Why: moving bytes churns big buffers (socket reads, chunk copies handed to readers) that
+ * the GC frees in batches. By default glibc gives the heap's free top back to the system as
+ * soon as it exceeds 128 KiB (or twice the largest mmap it has freed), and maps buffers over
+ * that size fresh each time; on this VM every page of such memory is faulted in again at
+ * 2–3 CPU-s per GiB. Holding freed memory while transfers run took the reader from 2.57–2.99 to
+ * 2.36–2.41 CPU-s per GiB for fetchBlob and from 4.15–4.28 to 2.69–2.83 for a streamed read
+ * (bench/transfer, docs/PERFORMANCE.md); it is given back once the process goes quiet.
+ */
+export const allocatorStats = { tuned: false, trims: 0 }
+
+/** Sets malloc to hold freed memory (process-wide, once); false where it cannot (not glibc, no addon). */
+export function tuneMalloc(): boolean {
+  if (!allocatorStats.tuned && native) allocatorStats.tuned = native.hold(MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES)
+  return allocatorStats.tuned
+}
+
+/** Watches a running total: true once when it stops moving after it moved. */
+export class QuietWatch {
+  #last: number | undefined
+  #moved = false
+
+  quietened(total: number): boolean {
+    const moved = total !== this.#last
+    this.#last = total
+    if (moved) {
+      this.#moved = true
+      return false
+    }
+    const quietened = this.#moved
+    this.#moved = false
+    return quietened
+  }
+}
+
+const activities = new Set<() => number>()
+const watch = new QuietWatch()
+let ticker: ReturnType<typeof setInterval> | undefined
+
+function trim(): void {
+  if (native?.trim()) allocatorStats.trims++
+}
+
+/**
+ * Tunes malloc (see `tuneMalloc`) and watches `bytesMoved` with every other registered
+ * node's: when none moved for `quietMs` (the first registration's), the heap's free memory is
+ * given back. Returns the unregister function; the last one gives the memory back at once.
+ */
+export function holdFreedMemoryWhileBusy(bytesMoved: () => number, quietMs = QUIET_TRIM_MS): () => void {
+  if (!tuneMalloc()) return () => {}
+  activities.add(bytesMoved)
+  // a plain unref'd timer, not a fiber: it must never keep the process alive on its own
+  ticker ??= setInterval(() => {
+    let total = 0
+    for (const a of activities) total += a()
+    if (watch.quietened(total)) trim()
+  }, quietMs).unref()
+  return () => {
+    if (!activities.delete(bytesMoved) || activities.size > 0) return
+    clearInterval(ticker)
+    ticker = undefined
+    trim()
+  }
+}
