@@ -1,1 +1,0 @@
-{ "targets": [ { "target_name": "malloc_tune", "sources": ["malloc_tune.c"] } ] }

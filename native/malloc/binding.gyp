@@ -1,0 +1,1 @@
+{ "targets": [ { "target_name": "malloc", "sources": ["malloc.c"] } ] }
