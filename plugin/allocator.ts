@@ -1,4 +1,20 @@
-import { nativeMalloc as native } from "../storage/native-malloc.ts"
+import { createRequire } from "node:module"
+
+const require = createRequire(import.meta.url)
+
+interface MallocTune {
+  hold(mmapThresholdBytes: number, trimThresholdBytes: number): boolean
+  trim(): boolean
+}
+
+/** glibc's malloc knobs through our tiny addon (native/malloc-tune): Node exposes none. */
+const native: MallocTune | undefined = (() => {
+  try {
+    return (require("@dataforts/malloc-tune") as { mallocTune?: MallocTune }).mallocTune
+  } catch {
+    return undefined
+  }
+})()
 
 /**
  * Allocations up to this come from malloc's heap, not a fresh mmap each: every chunk copy

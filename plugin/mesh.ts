@@ -5,7 +5,7 @@ import { NoHolderError, throwIfAborted, type DatafortsError } from "../storage/f
 import { toHex } from "../storage/format/hex.ts"
 import { decodeManifest, type ManifestEntry } from "../storage/format/manifest.ts"
 import type { LocalStore } from "../storage/local-store.ts"
-import { alignedBytes, canOwnAligned, ownedAlignedBytes } from "../storage/direct-write.ts"
+import { alignedBytes } from "../storage/direct-write.ts"
 import { BATCH_CHUNK_MAX_BYTES, ChunkReceiver, fetchBatch, type Sender, serveBatches, startSender } from "../transfer/index.ts"
 import { BufferPool } from "./buffer-pool.ts"
 import { BackgroundStores } from "./background-stores.ts"
@@ -50,18 +50,6 @@ export interface AttachOptions {
   /** Application folds to materialize beside Dataforts' own (see `defineFold`). */
   folds?: AnyFoldDefinition[]
 }
-
-/** A chunk of a streaming read (see `Mesh.#readChunk`). */
-interface ReadChunk {
-  bytes: Uint8Array
-  /** In the pool: valid until released, so a caller that keeps it copies it. */
-  lent: boolean
-  /** Its write to disk (already done for a chunk that was here). */
-  written: Promise<void>
-  release: () => void
-}
-
-const DONE = Promise.resolve()
 
 /** Small chunks asked for in one batch request. */
 const BATCH_GROUP = 256
@@ -237,14 +225,14 @@ export class Mesh {
    * takes a write slot in `stores` (waiting while all are busy: the network waits for the
    * disk). The caller adds the write and hands `taken` back to the pool once done with `bytes`.
    */
-  async #receiveForStore(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal, stores: BackgroundStores, own?: (length: number) => Uint8Array): Promise<{ bytes: Uint8Array; taken: Uint8Array[] }> {
+  async #receiveForStore(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal, stores: BackgroundStores): Promise<{ bytes: Uint8Array; taken: Uint8Array[] }> {
     const taken: Uint8Array[] = []
     try {
-      const bytes = await this.#fetchChunk(hex, blobHex, length, spread, sources, signal, own ?? ((n) => {
+      const bytes = await this.#fetchChunk(hex, blobHex, length, spread, sources, signal, (n) => {
         const b = this.#pool.take(n)
         taken.push(b)
         return b
-      }))
+      })
       await stores.reserve(signal)
       return { bytes, taken }
     } catch (err) {
@@ -280,18 +268,15 @@ export class Mesh {
   }
 
   /**
-   * A manifest chunk for a streaming read: from here (verified) or fetched, its write to disk
-   * going on in `stores` (once a write slot is free). `keep`: the caller keeps the bytes, so
-   * a fetched chunk is received into a buffer of its own (when the native addon can make a
-   * page-aligned one) and may be handed over once `written`; otherwise it lands in the pool
-   * and is `lent` (the caller copies what it keeps). `release` must be called once the caller
-   * is done with `bytes` or has taken them; the budget is freed when that and the write are done.
+   * A manifest chunk for a streaming read: from here (verified) or fetched into a pooled
+   * buffer, whose write to disk goes on in `stores` (once a write slot is free).
+   * `release` must be called once the caller is done with `bytes`; the chunk's memory is
+   * freed when that and its write are done.
    */
-  async #readChunk(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal, cache: boolean, stores: BackgroundStores, free: () => void, keep: boolean): Promise<ReadChunk> {
+  async #readChunk(hex: string, length: number, blobHex: string, spread: number, sources: ReadSources, signal: AbortSignal, cache: boolean, stores: BackgroundStores, free: () => void): Promise<{ bytes: Uint8Array; pooled: boolean; release: () => void }> {
     const local = await this.store.readChunk(hex, length, sources).catch(() => undefined)
-    if (local) return { bytes: local, lent: false, written: DONE, release: free }
-    const own = keep && canOwnAligned ? (n: number) => ownedAlignedBytes(n)! : undefined
-    const { bytes, taken } = await this.#receiveForStore(hex, length, blobHex, spread, sources, signal, stores, own)
+    if (local) return { bytes: local, pooled: false, release: free }
+    const { bytes, taken } = await this.#receiveForStore(hex, length, blobHex, spread, sources, signal, stores)
     if (cache) this.store.cache.set(hex, bytes.slice())
     let holds = 2 // the caller, and the write
     const release = () => {
@@ -299,9 +284,8 @@ export class Mesh {
       this.#release(taken)
       free()
     }
-    const written = this.#storeReceived(hex, bytes)
-    stores.add(written, release)
-    return { bytes, lent: own === undefined, written, release }
+    stores.add(this.#storeReceived(hex, bytes), release)
+    return { bytes, pooled: true, release }
   }
 
   async #manifestOf(ref: BlobRef, sources: ReadSources, signal: AbortSignal): Promise<{ bytes: Uint8Array; entries: readonly ManifestEntry[] }> {
@@ -348,14 +332,14 @@ export class Mesh {
       // evicting what is hot there (its chunks are on disk and in the page cache anyway)
       const cache = ref.size <= this.store.cache.capacity / 8
       const stores = new BackgroundStores(BACKGROUND_WRITES, (err) => ctrl.abort(err))
-      const pending: Array<Promise<ReadChunk>> = []
+      const pending: Array<Promise<{ bytes: Uint8Array; pooled: boolean; release: () => void }>> = []
       let next = 0
       const start = () => {
         const i = next++
         const e = manifest.entries[i]!
         const p = (async () => {
           const free = await this.#acquireBudgets(perRead, e.length, signal)
-          return this.#readChunk(hexes[i]!, e.length, ref.hex, i, sources, signal, cache, stores, free, !options.borrowed).catch((err) => {
+          return this.#readChunk(hexes[i]!, e.length, ref.hex, i, sources, signal, cache, stores, free).catch((err) => {
             free()
             throw err
           })
@@ -366,7 +350,7 @@ export class Mesh {
       try {
         for (let i = 0; i < manifest.entries.length; i++) {
           while (next < manifest.entries.length && next - i < this.#opts.chunkConcurrency) start()
-          const { bytes, lent, written, release } = await pending[i]!
+          const { bytes, pooled, release } = await pending[i]!
           pending[i] = undefined as never
           if (options.borrowed) {
             // the caller is done with a part when it asks for the next: lend the pooled bytes
@@ -378,12 +362,10 @@ export class Mesh {
             }
             continue
           }
-          // the caller owns what it is given: a chunk in a buffer of its own is handed over
-          // once written (the caller may change it then); a pooled one goes out as a copy made
-          // just now, which dies young if the caller drops it (chunks that lived through a
-          // whole fetch were promoted, and each ~64 MiB of them cost a full GC: ~64 per GiB)
-          if (!lent) await written
-          const out = lent ? bytes.slice() : bytes
+          // the caller owns what it is given: a pooled chunk goes out as a copy made just now,
+          // which dies young if the caller drops it (chunks that lived through a whole fetch
+          // were promoted, and each ~64 MiB of them cost a full GC: ~64 per GiB measured)
+          const out = pooled ? bytes.slice() : bytes
           release()
           throwIfAborted(options.signal)
           yield out

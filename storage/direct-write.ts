@@ -1,6 +1,5 @@
 import { constants } from "node:fs"
 import type { FileHandle } from "node:fs/promises"
-import { nativeMalloc } from "./native-malloc.ts"
 
 /**
  * Writing a file around the page cache (O_DIRECT), for chunks that arrived from a peer and
@@ -70,27 +69,10 @@ export function alignedBytes(length: number): Uint8Array {
   return new Uint8Array(buffer, 0, length)
 }
 
-/** Whether {@link ownedAlignedBytes} can make buffers here. */
-export const canOwnAligned = nativeMalloc !== undefined
-
-/**
- * A buffer of `length` bytes of its own, page-aligned and not zeroed, for bytes that are
- * written directly and then handed to a caller to keep: malloc'd by our addon (reused heap
- * memory, where a fresh WebAssembly.Memory per chunk would fault in every page), freed when
- * the GC collects it. Its ArrayBuffer runs on to the next 4 KiB (the direct write's zero
- * padding). Undefined when the addon is unavailable.
- */
-export function ownedAlignedBytes(length: number): Uint8Array | undefined {
-  if (nativeMalloc === undefined) return undefined
-  const buffer = nativeMalloc.alignedBuffer(length)
-  pageAligned.add(buffer)
-  return new Uint8Array(buffer, 0, length)
-}
-
 /**
  * `bytes` widened to whole blocks, when it can be handed to the kernel as it is: it starts on a
- * block of an {@link alignedBytes} or {@link ownedAlignedBytes} buffer (whose length is a
- * multiple of 4 KiB, so the padding always fits). The padding, past the caller's content, is zeroed.
+ * block of an {@link alignedBytes} buffer (whose length is a multiple of 64 KiB, so the padding
+ * always fits). The padding, past the caller's content, is zeroed.
  */
 function directView(bytes: Uint8Array): Uint8Array | undefined {
   if (!pageAligned.has(bytes.buffer) || bytes.byteOffset % DIRECT_ALIGN !== 0) return undefined

@@ -3,7 +3,7 @@ import { constants } from "node:fs"
 import { open, readdir, readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
-import { AlignedStaging, alignedBytes, canOwnAligned, DIRECT_ALIGN, DIRECT_SLICE_BYTES, O_DIRECT, ownedAlignedBytes, writeDirect } from "../../storage/direct-write.ts"
+import { AlignedStaging, alignedBytes, DIRECT_ALIGN, DIRECT_SLICE_BYTES, O_DIRECT, writeDirect } from "../../storage/direct-write.ts"
 import { FileChunkStore } from "../../storage/file-chunk-store.ts"
 import { seededBytes } from "../support/bytes.ts"
 import { tempDir } from "../support/temp.ts"
@@ -88,26 +88,6 @@ describe("chunk writes around the page cache", () => {
         const back = await readFile(path)
         expect(back.length, `size ${size}`).toBe(size)
         expect(Buffer.compare(back, seededBytes(size, 40 + i)), `size ${size}`).toBe(0)
-      }
-    })
-
-    it("writes a buffer of its own (native, malloc'd) without staging it, at lengths on and off the block", async () => {
-      expect(canOwnAligned).toBe(true) // the addon builds on CI's Debian
-      for (const [i, size] of [1, DIRECT_ALIGN, 300_001, (4 << 20) + 3].entries()) {
-        const bytes = ownedAlignedBytes(size)!
-        expect(bytes.length).toBe(size)
-        expect(bytes.byteOffset).toBe(0)
-        expect(bytes.buffer.byteLength % DIRECT_ALIGN).toBe(0) // room for the zero padding
-        new Uint8Array(bytes.buffer).fill(0xff) // what lies past the content must not be written
-        bytes.set(seededBytes(size, 60 + i))
-        const path = join(dir.path, `owned-${i}`)
-        const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | O_DIRECT!, 0o644)
-        try {
-          await writeDirect(fh, bytes, noStaging)
-        } finally {
-          await fh.close()
-        }
-        expect(Buffer.compare(await readFile(path), seededBytes(size, 60 + i)), `size ${size}`).toBe(0)
       }
     })
 

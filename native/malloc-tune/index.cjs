@@ -2,8 +2,8 @@
 // Loads the addon when it built; undefined otherwise (callers leave malloc as it is).
 let addon
 try {
-  addon = require("./build/Release/malloc.node")
+  addon = require("./build/Release/malloc_tune.node")
 } catch {
   addon = undefined
 }
-module.exports = { malloc: addon }
+module.exports = { mallocTune: addon }

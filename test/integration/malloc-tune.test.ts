@@ -15,7 +15,7 @@ async function churn(mode: "tuned" | "default"): Promise<Report> {
   return JSON.parse(line) as Report
 }
 
-describe("malloc holds freed memory while bytes move (glibc, native/malloc)", () => {
+describe("malloc holds freed memory while bytes move (glibc, native/malloc-tune)", () => {
   it("reuses freed chunk buffers instead of faulting fresh pages, and gives the memory back once quiet", async () => {
     const plain = await churn("default")
     const held = await churn("tuned")

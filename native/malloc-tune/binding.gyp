@@ -1,0 +1,1 @@
+{ "targets": [ { "target_name": "malloc_tune", "sources": ["malloc_tune.c"] } ] }

@@ -1,1 +1,0 @@
-{ "targets": [ { "target_name": "malloc", "sources": ["malloc.c"] } ] }
