@@ -75,6 +75,26 @@ describe("get from the nearest holders over NATS", () => {
     expect(again.cache).toBe(small.length)
   })
 
+  it("a streaming read's parts are the caller's to change: changing them leaves the stored blob intact", async () => {
+    const prefix = freshPrefix()
+    // a small cache: the blob streams past it, so reading it again goes to disk
+    const [a, b] = await Promise.all(["a", "b"].map((n) => startNode(url, n, { prefix, cacheBytes: 16 << 20 })))
+    nodes.push(a!, b!)
+    const bytes = seededBytes(40 << 20, 23)
+    const ref = await a!.blobs.put(bytes)
+    const parts: Uint8Array[] = []
+    for await (const part of b!.blobs.read(ref)) {
+      parts.push(part)
+      part.fill(0) // at once, while later chunks are still being fetched and written
+    }
+    expect(parts.length).toBeGreaterThan(4)
+    expect(new Set(parts.map((p) => p.buffer)).size).toBe(parts.length) // no buffer shared or reused
+    const again: ReadSources = { cache: 0, disk: 0, peers: {} }
+    const back = await b!.blobs.get(ref, { sources: again }) // from b's disk, verified
+    expect(again.disk).toBe(bytes.length)
+    expect(sameBytes(back, bytes)).toBe(true)
+  })
+
   it("getToFile of a many-chunk blob from a peer writes exactly its bytes while reusing the receive buffers", async () => {
     const prefix = freshPrefix()
     const [a, b] = await Promise.all(["a", "b"].map((n) => startNode(url, n, { prefix })))
