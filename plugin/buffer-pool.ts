@@ -61,3 +61,14 @@ export class BufferPool {
     return this.#freeBytes
   }
 }
+
+/**
+ * A copy of `bytes` in memory of its own, for a caller to keep: not zeroed first (every byte
+ * is overwritten), which `slice()` does (calloc): 2.5 % of a streaming reader's CPU in the
+ * profile. A plain Uint8Array of exactly `bytes.length`.
+ */
+export function ownedCopy(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(Buffer.allocUnsafeSlow(bytes.length).buffer, 0, bytes.length)
+  out.set(bytes)
+  return out
+}

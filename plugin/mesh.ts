@@ -7,7 +7,7 @@ import { decodeManifest, type ManifestEntry } from "../storage/format/manifest.t
 import type { LocalStore } from "../storage/local-store.ts"
 import { alignedBytes } from "../storage/direct-write.ts"
 import { BATCH_CHUNK_MAX_BYTES, ChunkReceiver, fetchBatch, type Sender, serveBatches, startSender } from "../transfer/index.ts"
-import { BufferPool } from "./buffer-pool.ts"
+import { BufferPool, ownedCopy } from "./buffer-pool.ts"
 import { BackgroundStores } from "./background-stores.ts"
 import { ByteBudget } from "./byte-budget.ts"
 import { ChunkOrder } from "./chunk-order.ts"
@@ -365,7 +365,7 @@ export class Mesh {
           // the caller owns what it is given: a pooled chunk goes out as a copy made just now,
           // which dies young if the caller drops it (chunks that lived through a whole fetch
           // were promoted, and each ~64 MiB of them cost a full GC: ~64 per GiB measured)
-          const out = pooled ? bytes.slice() : bytes
+          const out = pooled ? ownedCopy(bytes) : bytes
           release()
           throwIfAborted(options.signal)
           yield out

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { BufferPool } from "../../plugin/buffer-pool.ts"
+import { BufferPool, ownedCopy } from "../../plugin/buffer-pool.ts"
 
 const MIB = 1 << 20
 const overlaps = (a: Uint8Array, b: Uint8Array) =>
@@ -46,5 +46,19 @@ describe("BufferPool (one arena, whole MiB, first fit)", () => {
     const pool = new BufferPool(2 * MIB, (n) => new Uint8Array((asked = n)))
     expect(asked).toBe(2 * MIB)
     expect(pool.take(10).length).toBe(MIB)
+  })
+
+  it("ownedCopy gives the same bytes in a buffer of exactly their length, apart from the pool's", () => {
+    const pool = new BufferPool(4 * MIB)
+    const lent = pool.take(300_001).subarray(0, 300_001)
+    for (let i = 0; i < lent.length; i++) lent[i] = (i * 31) & 0xff
+    const copy = ownedCopy(lent)
+    expect(copy.constructor).toBe(Uint8Array)
+    expect(copy.byteOffset).toBe(0)
+    expect(copy.buffer.byteLength).toBe(lent.length)
+    expect(Buffer.compare(copy, lent)).toBe(0)
+    lent.fill(0) // the pool reuses its memory: the copy must not change
+    expect(copy[1]).toBe(31)
+    expect(ownedCopy(new Uint8Array(0)).length).toBe(0)
   })
 })
