@@ -25,13 +25,19 @@ const MMAP_THRESHOLD_BYTES = 32 << 20
 const TRIM_THRESHOLD_BYTES = 512 << 20
 /**
  * No bytes moved by any node of the process for about this long: the heap's free memory goes
- * back. Not seconds: trimming after 2 s of quiet gave back the heap between the bench's 1 GiB
+ * back. Tens of seconds, not a few: trimming after 2 s of quiet gave back the heap between the bench's 1 GiB
  * transfers, and each one paid to fault it in again (fetchBlob's reader 2.76–3.19 CPU-s per
  * GiB against 2.36–2.41 with the memory held).
  */
 export const QUIET_TRIM_MS = 30_000
 
+/** Process-wide: whether malloc holds freed memory, and how often it was given back (metrics). */
+export const allocatorStats = { tuned: false, trims: 0 }
+
 /**
+ * Sets malloc to hold freed memory (process-wide, once); false where it cannot (not glibc,
+ * no addon).
+ *
  * Why: moving bytes churns big buffers (socket reads, chunk copies handed to readers) that
  * the GC frees in batches. By default glibc gives the heap's free top back to the system as
  * soon as it exceeds 128 KiB (or twice the largest mmap it has freed), and maps buffers over
@@ -40,9 +46,6 @@ export const QUIET_TRIM_MS = 30_000
  * 2.36–2.41 CPU-s per GiB for fetchBlob and from 4.15–4.28 to 2.69–2.83 for a streamed read
  * (bench/transfer, docs/PERFORMANCE.md); it is given back once the process goes quiet.
  */
-export const allocatorStats = { tuned: false, trims: 0 }
-
-/** Sets malloc to hold freed memory (process-wide, once); false where it cannot (not glibc, no addon). */
 export function tuneMalloc(): boolean {
   if (!allocatorStats.tuned && native) allocatorStats.tuned = native.hold(MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES)
   return allocatorStats.tuned

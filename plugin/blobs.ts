@@ -31,7 +31,7 @@ export interface BlobsOpenOptions {
   hash?: HashBackendName
   /**
    * Process-wide, glibc only (default true): malloc keeps freed memory while bytes move and
-   * gives it back after 2 s without transfers (plugin/allocator.ts); false leaves malloc as it is.
+   * gives it back after ~30 s without transfers (plugin/allocator.ts); false leaves malloc as it is.
    */
   tuneMalloc?: boolean
 }

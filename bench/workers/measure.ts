@@ -13,7 +13,6 @@ export const cpuS = (): number => {
   return (u.userCPUTime + u.systemCPUTime) / 1e6
 }
 
-/** A dead driver closes our stdin: leave, so no worker outlives its bench. */
 /**
  * `BENCH_MALLOC=default` leaves glibc's malloc as it is in every worker (A/B runs); otherwise
  * the baselines get the same setting `Blobs.open` makes (plugin/allocator.ts), so every
@@ -26,6 +25,7 @@ export function tuneBaselineMalloc(): void {
   if (benchTunesMalloc) tuneMalloc()
 }
 
+/** A dead driver closes our stdin: leave, so no worker outlives its bench. */
 export function exitWithDriver(): void {
   process.stdin.on("end", () => process.exit(1))
   process.stdin.resume()
