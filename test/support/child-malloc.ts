@@ -1,7 +1,7 @@
 /**
  * Churns chunk-sized buffers the way a read hands them out (allocated, filled, dropped, freed
  * by the GC in a batch) and reports page faults per MiB, with or without `tuneMalloc`; then
- * lets the process go quiet and reports what the heap held before and after giving it back.
+ * lets the process go quiet and reports its RSS before and after the memory was given back.
  *
  *   node --import tsx test/support/child-malloc.ts tuned|default
  *     → { tuned, faultsPerMiB, rssMiB, afterQuiet: { rssMiB, trims } }
@@ -35,10 +35,9 @@ function round(seed: number): void {
 const MIB = 1 << 20
 round(0) // warm-up: the heap grows once
 const before = process.resourceUsage().minorPageFault
-let bytes = 0
-const t = moved
+const movedBefore = moved
 for (let r = 1; r <= 8; r++) round(r)
-bytes = moved - t
+const bytes = moved - movedBefore
 const faultsPerMiB = (process.resourceUsage().minorPageFault - before) / (bytes / MIB)
 const rssMiB = process.memoryUsage.rss() / MIB
 // two quiet ticks: the watcher sees the last batch's bytes, then nothing new
