@@ -56,6 +56,22 @@ export class BufferPool {
     this.#freeBytes += units * MIB
   }
 
+  /** Views of the arena's free runs (maximal runs of free MiB), e.g. to give their memory back. */
+  freeRuns(): Uint8Array[] {
+    const runs: Uint8Array[] = []
+    const used = this.#used
+    let start = -1
+    for (let i = 0; i <= used.length; i++) {
+      const free = i < used.length && used[i] === 0
+      if (free && start < 0) start = i
+      else if (!free && start >= 0) {
+        runs.push(this.#arena.subarray(start * MIB, i * MIB))
+        start = -1
+      }
+    }
+    return runs
+  }
+
   /** Arena bytes not handed out. */
   get freeBytes(): number {
     return this.#freeBytes

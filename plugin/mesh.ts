@@ -5,9 +5,8 @@ import { NoHolderError, throwIfAborted, type DatafortsError } from "../storage/f
 import { toHex } from "../storage/format/hex.ts"
 import { decodeManifest, type ManifestEntry } from "../storage/format/manifest.ts"
 import type { LocalStore } from "../storage/local-store.ts"
-import { alignedBytes } from "../storage/direct-write.ts"
 import { BATCH_CHUNK_MAX_BYTES, ChunkReceiver, fetchBatch, type Sender, serveBatches, startSender } from "../transfer/index.ts"
-import { BufferPool, ownedCopy } from "./buffer-pool.ts"
+import { ownedCopy } from "./buffer-pool.ts"
 import { BackgroundStores } from "./background-stores.ts"
 import { ByteBudget } from "./byte-budget.ts"
 import { ChunkOrder } from "./chunk-order.ts"
@@ -15,6 +14,7 @@ import { SlowStart } from "./slow-start.ts"
 import { storeChunkSource } from "./chunk-source.ts"
 import { forEachBounded } from "./concurrency.ts"
 import { natsFoldBus } from "./nats-bus.ts"
+import { borrowReceiveArena, returnReceiveArena } from "./receive-arenas.ts"
 
 /** Where a read's bytes came from. */
 export interface ReadSources {
@@ -66,14 +66,6 @@ const AVOID_MS = 30_000
 const BACKGROUND_WRITES = 4
 
 /**
- * Receive buffers (one arena per node): one read's or fetch's in-flight chunks (readAheadBytes,
- * 64 MiB by default, each rounded up to a MiB) fit; beyond it, e.g. with several reads at
- * once, chunks get fresh buffers (copied through staging to be written directly). Committed
- * only as far as it is touched.
- */
-const RECEIVE_ARENA_BYTES = 96 << 20
-
-/**
  * The mesh side of a node: folds (who holds what, who is alive, heat), the holder's sender,
  * and the get path for blobs this node does not hold. Arrived chunks are stored and
  * advertised as they land (the reader becomes a holder), and the blob is advertised whole
@@ -86,8 +78,8 @@ export class Mesh {
   readonly batches: { served(): number; close(): void }
   readonly #budget: ByteBudget
   readonly #avoid = new Map<string, number>()
-  /** Receive buffers, page-aligned: a received chunk is written to disk straight from its buffer (O_DIRECT, no staging copy). */
-  readonly #pool = new BufferPool(RECEIVE_ARENA_BYTES, alignedBytes)
+  /** Receive buffers, page-aligned: a received chunk is written to disk straight from its buffer (O_DIRECT, no staging copy). Lent process-wide. */
+  readonly #pool = borrowReceiveArena()
   /** Holders abandoned or blamed, by error code (for operators and tests). */
   readonly holderFailures: Record<string, number> = {}
   readonly #opts: Required<Omit<AttachOptions, "zone" | "nats" | "folds">> & { zone?: string }
@@ -521,6 +513,7 @@ export class Mesh {
     await this.receiver.close()
     await this.sender.close()
     await this.folds.close()
+    returnReceiveArena(this.#pool)
   }
 }
 

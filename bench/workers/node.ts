@@ -296,7 +296,7 @@ const handlers: Record<string, (a: Args) => Promise<unknown>> = {
   /** Peak and current RSS, and CPU seconds used by this process so far (user + system). */
   async rss() {
     const u = process.resourceUsage()
-    return { maxRssMiB: mib(u.maxRSS * 1024), rssMiB: mib(process.memoryUsage().rss), cpuS: (u.userCPUTime + u.systemCPUTime) / 1e6, userS: u.userCPUTime / 1e6, sysS: u.systemCPUTime / 1e6 }
+    return { maxRssMiB: mib(u.maxRSS * 1024), rssMiB: mib(process.memoryUsage().rss), cpuS: (u.userCPUTime + u.systemCPUTime) / 1e6, userS: u.userCPUTime / 1e6, sysS: u.systemCPUTime / 1e6, minorFaults: u.minorPageFault }
   },
 
   async close(a) {

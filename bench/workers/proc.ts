@@ -5,6 +5,7 @@
  * timeouts. Every spawned worker is tracked so `killAllWorkers()` can end them by pid.
  */
 import { type ChildProcess, spawn } from "node:child_process"
+import { appendFileSync } from "node:fs"
 import { join } from "node:path"
 
 export const WORKERS = import.meta.dirname
@@ -12,6 +13,9 @@ export const WORKERS = import.meta.dirname
 export { now } from "./measure.ts"
 
 const live = new Set<Worker>()
+
+/** BENCH_WORKER_LOG=<file>: every worker's non-RPC stdout lines (e.g. `--trace-gc`) appended there, labelled. */
+const WORKER_LOG = process.env.BENCH_WORKER_LOG || undefined
 
 /**
  * V8 flags every worker runs with, baselines included (`BENCH_V8_FLAGS=""` for V8's defaults).
@@ -55,7 +59,10 @@ export class Worker {
         const line = this.#buf.slice(0, i)
         this.#buf = this.#buf.slice(i + 1)
         if (line.startsWith("@rpc ")) this.#onReply(JSON.parse(line.slice(5)) as RpcReply)
-        else this.lines.push(line)
+        else {
+          this.lines.push(line)
+          if (WORKER_LOG !== undefined) appendFileSync(WORKER_LOG, `${this.label} ${line}\n`)
+        }
         for (const w of this.#waiters.splice(0)) w()
       }
     })

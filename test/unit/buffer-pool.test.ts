@@ -41,6 +41,21 @@ describe("BufferPool (one arena, whole MiB, first fit)", () => {
     expect(pool.freeBytes).toBe(4 * MIB)
   })
 
+  it("lists the free runs of the arena, whole and between taken slices", () => {
+    const pool = new BufferPool(8 * MIB)
+    expect(pool.freeRuns().map((r) => [r.byteOffset, r.length])).toEqual([[0, 8 * MIB]])
+    const a = pool.take(MIB)
+    const b = pool.take(2 * MIB)
+    pool.take(MIB)
+    pool.release(b)
+    const runs = pool.freeRuns()
+    expect(runs.map((r) => [r.byteOffset - a.byteOffset, r.length])).toEqual([
+      [MIB, 2 * MIB],
+      [4 * MIB, 4 * MIB],
+    ])
+    expect(runs.every((r) => r.buffer === a.buffer)).toBe(true)
+  })
+
   it("makes the arena with the given allocator (e.g. page-aligned memory)", () => {
     let asked = 0
     const pool = new BufferPool(2 * MIB, (n) => new Uint8Array((asked = n)))
