@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:http"
 import { Counter, Gauge, Registry } from "prom-client"
 import { allocatorStats } from "./allocator.ts"
 import type { Blobs } from "./blobs.ts"
+import { arenaStats } from "./receive-arenas.ts"
 
 type Kind = "counter" | "gauge"
 interface Series {
@@ -67,6 +68,11 @@ const DEFS: Def[] = [
   { name: "dataforts_fold_syncs_total", help: "Origin snapshots restored (late joins and gaps)", kind: "counter", read: (b) => m(b)?.folds.stats.syncs ?? 0 },
   { name: "dataforts_malloc_tuned", help: "1 when malloc holds freed memory while bytes move (process-wide, glibc)", kind: "gauge", read: () => (allocatorStats.tuned ? 1 : 0) },
   { name: "dataforts_malloc_trims_total", help: "Times freed heap memory was given back after the process went quiet (process-wide)", kind: "counter", read: () => allocatorStats.trims },
+  { name: "dataforts_receive_arenas_total", help: "Receive arenas by event: created, reused (lent again to a node that opened), released (an idle arena's memory given back) (process-wide)", kind: "counter", read: () => [
+    { labels: { event: "created" }, value: arenaStats.created },
+    { labels: { event: "reused" }, value: arenaStats.reused },
+    { labels: { event: "released" }, value: arenaStats.discarded },
+  ] },
   { name: "dataforts_blob_heat", help: "Decayed read heat of the hottest blobs (top 10)", kind: "gauge", read: (b) =>
     (m(b)?.folds.topN(10) ?? []).map((e) => ({ labels: { hash: e.hash.slice(0, 16) }, value: e.heat })) },
 ]
@@ -92,6 +98,7 @@ export function metricsRegistry(blobs: Blobs): Registry {
 
 const LABELS: Record<string, string[]> = {
   dataforts_read_bytes_total: ["source"],
+  dataforts_receive_arenas_total: ["event"],
   dataforts_fetches_total: ["result"],
   dataforts_holder_failures_total: ["code"],
   dataforts_transfers_total: ["result"],

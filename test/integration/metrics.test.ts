@@ -42,6 +42,8 @@ describe("Prometheus metrics", () => {
       // glibc with the addon built (CI's Debian): malloc holds freed memory while bytes move
       expect(valueOf(ta, "dataforts_malloc_tuned")).toBe(1)
       expect(tb).toContain("# TYPE dataforts_malloc_trims_total counter")
+      // two nodes open in this process: one receive arena each
+      expect(valueOf(tb, 'dataforts_receive_arenas_total{event="created"}')).toBeGreaterThanOrEqual(2)
       // both gets finished: nothing of theirs is still held against the node budget
       expect(valueOf(tb, "dataforts_read_inflight_bytes")).toBe(0)
     } finally {
