@@ -57,7 +57,7 @@ interface Sizes {
 
 const FULL: Sizes = {
   big: GIB,
-  reps1: 3,
+  reps1: 5,
   osReps: 2,
   rssSizes: [512 * MIB, 4 * GIB],
   rssCacheBytes: 32 * MIB,
