@@ -509,11 +509,14 @@ export class Mesh {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    this.batches.close()
-    await this.receiver.close()
-    await this.sender.close()
-    await this.folds.close()
-    returnReceiveArena(this.#pool)
+    try {
+      this.batches.close()
+      await this.receiver.close()
+      await this.sender.close()
+      await this.folds.close()
+    } finally {
+      returnReceiveArena(this.#pool)
+    }
   }
 }
 
