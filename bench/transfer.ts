@@ -17,7 +17,8 @@
  * step has a timeout and a watchdog bounds the whole run. `BENCH_QUICK=1` shrinks sizes.
  * `BENCH_TRANSFER_ONLY=1,3` runs a subset and `BENCH_TRANSFER_WATCHDOG_S=60` shortens the
  * watchdog, `BENCH_TRANSFER_PATHS=fetch,raw` runs only those paths of step 1 (all for development); `BENCH_WORKER_NODE_ARGS="--cpu-prof --cpu-prof-dir=…"`
- * profiles every worker process.
+ * profiles every worker process, and `BENCH_WORKER_LOG=/tmp/workers.log` collects what the
+ * workers print (e.g. with `BENCH_WORKER_NODE_ARGS=--trace-gc`).
  */
 import { execFileSync } from "node:child_process"
 import { randomUUID } from "node:crypto"
