@@ -111,9 +111,7 @@ function trim(): void {
  */
 export function holdFreedMemoryWhileBusy(bytesMoved: () => number, quietMs = QUIET_TRIM_MS): () => void {
   if (!tuneMalloc()) return () => {}
-  // each registration is its own entry, even when two pass the same function
-  const entry = () => bytesMoved()
-  activities.add(entry)
+  activities.add(bytesMoved)
   // a plain unref'd timer, not a fiber: it must never keep the process alive on its own
   ticker ??= setInterval(() => {
     let total = 0
@@ -125,6 +123,6 @@ export function holdFreedMemoryWhileBusy(bytesMoved: () => number, quietMs = QUI
     }
   }, quietMs).unref()
   return () => {
-    activities.delete(entry)
+    activities.delete(bytesMoved)
   }
 }

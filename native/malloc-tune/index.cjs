@@ -1,5 +1,5 @@
 "use strict"
-// Loads the addon when it built; undefined otherwise (callers leave malloc as it is).
+// Loads the addon when it built; undefined otherwise (callers leave malloc and memory as they are).
 let addon
 try {
   addon = require("./build/Release/malloc_tune.node")
