@@ -1,3 +1,6 @@
+#!/usr/bin/env -S node --no-incremental-marking
+// --no-incremental-marking: a streaming process with a small heap otherwise falls into back-to-back
+// mark-compacts (V8's soft-limit start); see docs/PERFORMANCE.md, "Hosting a node".
 /**
  * net-blob: the node-local store from the shell.
  *   net-blob put <file|dir|->         store bytes (stdin with -), print the ref

@@ -1,3 +1,6 @@
+#!/usr/bin/env -S node --no-incremental-marking
+// --no-incremental-marking: a streaming process with a small heap otherwise falls into back-to-back
+// mark-compacts (V8's soft-limit start); see docs/PERFORMANCE.md, "Hosting a node".
 /**
  * net-mesh: move blobs and trees between nodes over NATS, and look at the mesh.
  *   net-mesh transfer send-blob <file>              put, print the ref, serve until Ctrl-C

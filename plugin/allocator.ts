@@ -1,6 +1,4 @@
-import { createRequire } from "node:module"
-
-const require = createRequire(import.meta.url)
+import { loadAddon } from "./native-addon.ts"
 
 interface MallocTune {
   hold(mmapThresholdBytes: number, trimThresholdBytes: number): boolean
@@ -10,13 +8,7 @@ interface MallocTune {
 }
 
 /** glibc's malloc knobs and madvise through our tiny addon (native/malloc-tune): Node exposes none. */
-const native: MallocTune | undefined = (() => {
-  try {
-    return (require("@dataforts/malloc-tune") as { mallocTune?: MallocTune }).mallocTune
-  } catch {
-    return undefined
-  }
-})()
+const native = loadAddon<MallocTune>("malloc-tune")
 
 /**
  * Allocations up to this come from malloc's heap, not a fresh mmap each: every chunk copy

@@ -1,9 +1,7 @@
-import { createRequire } from "node:module"
 import { randomBytes } from "node:crypto"
 import { readdir, rename, rm, stat } from "node:fs/promises"
 import { basename, dirname, join } from "node:path"
-
-const require = createRequire(import.meta.url)
+import { loadAddon } from "./native-addon.ts"
 
 /**
  * Linux renameat2(RENAME_EXCHANGE) through our tiny addon (native/rename-exchange): no npm
@@ -11,13 +9,7 @@ const require = createRequire(import.meta.url)
  * addon did not build; then a two-rename swap is used, whose one gap (the old tree parked
  * under a backup name) is healed by `recoverDest` on the next call.
  */
-const exchange: ((a: string, b: string) => void) | undefined = (() => {
-  try {
-    return (require("@dataforts/rename-exchange") as { exchange?: (a: string, b: string) => void }).exchange
-  } catch {
-    return undefined
-  }
-})()
+const exchange = loadAddon<{ exchange: (a: string, b: string) => void }>("rename-exchange")?.exchange
 
 export const atomicSwapAvailable = exchange !== undefined
 

@@ -9,8 +9,8 @@ import { tempDir } from "../support/temp.ts"
 import { describeTree, makeTree } from "../support/tree.ts"
 
 const ROOT = join(import.meta.dirname, "../..")
-const NET_BLOB = join(ROOT, "cli/bin/net-blob.mjs")
-const NET_MESH = join(ROOT, "cli/bin/net-mesh.mjs")
+const NET_BLOB = join(ROOT, "dist/cli/net-blob.js")
+const NET_MESH = join(ROOT, "dist/cli/net-mesh.js")
 const ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "NATS_URL" && k !== "DATAFORTS_DIR"))
 
 interface Started {
