@@ -56,6 +56,8 @@ export async function openSession(opts: SessionOptions): Promise<Session> {
       dir,
       nats: nc,
       node,
+      // a CLI process exists to move bytes: it opts in to holding freed memory (plugin/allocator.ts)
+      tuneMalloc: true,
       ...(opts.prefix === undefined ? {} : { prefix: opts.prefix }),
       ...(opts.zone === undefined ? {} : { zone: opts.zone }),
       ...(opts.discoveryMs === undefined ? {} : { discoveryTimeoutMs: opts.discoveryMs }),

@@ -30,8 +30,11 @@ export interface BlobsOpenOptions {
   /** BLAKE3 backend; default native with a wasm fallback. */
   hash?: HashBackendName
   /**
-   * Process-wide, glibc only (default true): malloc keeps freed memory while bytes move and
-   * gives it back after ~30 s without transfers (plugin/allocator.ts); false leaves malloc as it is.
+   * Opt-in, process-wide, glibc only (default false): malloc keeps freed memory while bytes
+   * move and gives it back after ~30 s without transfers (plugin/allocator.ts). It changes the
+   * host process's allocator, so a library must not do it unasked; a process that mostly moves
+   * bytes (our CLIs, the bench) turns it on: a streamed read's receiver went from 4.15–4.28 to
+   * 2.69–2.83 CPU-s per GiB with it (docs/PERFORMANCE.md).
    */
   tuneMalloc?: boolean
 }
@@ -82,7 +85,7 @@ export class Blobs implements AsyncDisposable {
    */
   static async open(options: BlobsAttachOptions): Promise<Blobs> {
     const store = await LocalStore.open(options)
-    const tune = options.tuneMalloc ?? true
+    const tune = options.tuneMalloc ?? false
     if (options.nats === undefined) return new Blobs(store, undefined, tune)
     if (!options.node) {
       await store.close()
