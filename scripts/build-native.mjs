@@ -4,7 +4,7 @@
 // Run by `prepare` (so `npm pack` ships the binaries and users need no compiler) and never fails:
 // without a compiler the package runs on its fallbacks. DATAFORTS_NO_NATIVE_BUILD=1 skips it.
 import { spawnSync } from "node:child_process"
-import { copyFileSync, existsSync, mkdirSync, readdirSync } from "node:fs"
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync } from "node:fs"
 import { createRequire } from "node:module"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -42,6 +42,9 @@ for (const name of readdirSync(native)) {
   }
   const out = join(dir, "prebuilds", `${process.platform}-${process.arch}`)
   mkdirSync(out, { recursive: true })
-  copyFileSync(join(release, binary), join(out, binary))
+  // copy, then rename over: a running process may have the old binary mapped, and rewriting
+  // that file in place would change the code under it
+  copyFileSync(join(release, binary), join(out, `${binary}.tmp`))
+  renameSync(join(out, `${binary}.tmp`), join(out, binary))
   console.log(`dataforts: built ${name} (${process.platform}-${process.arch})`)
 }
