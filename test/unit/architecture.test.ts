@@ -43,3 +43,27 @@ describe.each(Object.entries(FORBIDDEN))("layer %s", (layer, rules) => {
     expect(rules.some((r) => r.test(planted))).toBe(true)
   })
 })
+
+describe("the published package", () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> }
+  /** `@scope/name/sub` → `@scope/name`, `name/sub` → `name`. */
+  const packageOf = (spec: string) => spec.split("/").slice(0, spec.startsWith("@") ? 2 : 1).join("/")
+  // a package specifier (the import regex also meets prose in comments, e.g. "… from \"heat at `now`\"")
+  const bare = (spec: string) => /^(@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*(\/[\w./-]*)?$/.test(spec) && !spec.startsWith("node:")
+  const shipped = ["storage", "folds", "transfer", "plugin", "cli"].flatMap((layer) => files(join(ROOT, layer)))
+
+  it("imports at run time only what it declares as dependencies", () => {
+    const undeclared = shipped.flatMap((f) =>
+      importsOf(f)
+        .filter(bare)
+        .filter((spec) => !(packageOf(spec) in pkg.dependencies))
+        .map((spec) => `${relative(ROOT, f)} -> ${spec}`),
+    )
+    expect(undeclared).toEqual([])
+  })
+
+  it("the rule sees a dev-only import (it can fail)", () => {
+    expect(packageOf("@nats-io/jetstream/internal") in pkg.dependencies).toBe(false)
+    expect(packageOf("effect/Schema") in pkg.dependencies).toBe(true)
+  })
+})
