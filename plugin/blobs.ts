@@ -39,9 +39,13 @@ export interface BlobsOpenOptions {
   tuneMalloc?: boolean
 }
 
+/** Internal (plugin/dirs.ts): a put of one part of a tree, which listings can tell from a blob the user put. */
+export const PART_OF_TREE: unique symbol = Symbol("dataforts.partOfTree")
+
 export interface PutOptions extends AbortOptions {
   tags?: Record<string, string>
   onProgress?: OnProgress
+  [PART_OF_TREE]?: boolean
 }
 
 export interface ReadOptions extends AbortOptions {
@@ -107,6 +111,7 @@ export class Blobs implements AsyncDisposable {
     const report = throttled(options.onProgress)
     const ref = await this.store.put(source, {
       tags: options.tags,
+      child: options[PART_OF_TREE] === true,
       signal: options.signal,
       stable,
       onBytes: (bytes) => report({ bytes, ...(total === undefined ? {} : { totalBytes: total }) }),
@@ -127,6 +132,7 @@ export class Blobs implements AsyncDisposable {
     const whole = small ? (totalBytes <= 64 * 1024 ? readFileSync(path) : await readFile(path)) : undefined
     const ref = await this.store.put(whole ? onceAsync(whole) : fileSource(path), {
       tags: options.tags,
+      child: options[PART_OF_TREE] === true,
       signal: options.signal,
       stable: small,
       sizeHint: totalBytes,

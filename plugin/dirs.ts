@@ -11,7 +11,7 @@ import {
   TREE_MAX_ENTRIES,
 } from "../storage/format/dir-manifest.ts"
 import { BadRefError, throwIfAborted, TooLargeError } from "../storage/format/errors.ts"
-import type { Blobs } from "./blobs.ts"
+import { type Blobs, PART_OF_TREE } from "./blobs.ts"
 import type { ReadSources } from "./mesh.ts"
 import { forEachBounded } from "./concurrency.ts"
 import { recoverDest, swapInto, tempSibling } from "./dir-swap.ts"
@@ -27,6 +27,8 @@ export interface DirOptions {
   concurrency?: number
   /** fetchDir: filled in with where the bytes came from (cache, disk, peers). */
   sources?: ReadSources
+  /** storeDir: tags of the root ref (its files and subdirectories get none). */
+  tags?: Record<string, string>
 }
 
 interface FileJob {
@@ -58,14 +60,14 @@ export async function storeDir(blobs: Blobs, path: string, options: DirOptions =
     jobs,
     options.concurrency ?? 16,
     async (job, signal) => {
-      job.ref = await blobs.putFile(job.path, { signal })
+      job.ref = await blobs.putFile(job.path, { signal, [PART_OF_TREE]: true })
       bytes += job.size
       items++
       report({ bytes, totalBytes, items, totalItems: jobs.length })
     },
     options.signal,
   )
-  const ref = await storeNode(blobs, tree)
+  const ref = await storeNode(blobs, tree, { tags: options.tags })
   report({ bytes, totalBytes, items, totalItems: jobs.length }, true)
   return ref
 }
@@ -91,14 +93,15 @@ async function scan(path: string, jobs: FileJob[], depth: number, signal?: Abort
   return node
 }
 
-async function storeNode(blobs: Blobs, node: DirNode): Promise<BlobRef> {
+/** Stores a directory's manifest, subdirectories first; `root` only for the tree's root (the rest are parts of the tree). */
+async function storeNode(blobs: Blobs, node: DirNode, root?: { tags: Record<string, string> | undefined }): Promise<BlobRef> {
   const entries: DirEntry[] = []
   for (const c of node.children) {
     if (c.kind === "file") entries.push({ name: c.name, kind: "file", mode: c.mode, ref: c.job.ref! })
     else if (c.kind === "symlink") entries.push({ name: c.name, kind: "symlink", mode: c.mode, target: c.target })
     else entries.push({ name: c.name, kind: "dir", mode: c.node.mode, ref: await storeNode(blobs, c.node) })
   }
-  const ref = await blobs.store.putSingle(encodeDirManifest({ entries }), "dir")
+  const ref = await blobs.store.putSingle(encodeDirManifest({ entries }), "dir", root ? { tags: root.tags } : { child: true })
   blobs.mesh?.advertise(ref)
   return ref
 }

@@ -24,6 +24,7 @@ export {
   NotFoundError,
   ProtocolError,
   StorageError,
+  StoreLockedError,
   TimeoutError,
   TooLargeError,
   UnsafePathError,

@@ -1,6 +1,8 @@
+import { readFileSync, unlinkSync, writeFileSync } from "node:fs"
+import { dirname } from "node:path"
 import { ClassicLevel } from "classic-level"
 import * as Schema from "effect/Schema"
-import { StorageError } from "./format/errors.ts"
+import { StorageError, StoreLockedError } from "./format/errors.ts"
 import type { BlobCommit, BlobIndex, BlobMeta } from "./blob-index.ts"
 import { bytesReader, type ChunkStore } from "./chunk-store.ts"
 
@@ -12,6 +14,8 @@ const MetaSchema = Schema.Struct({
   created: Schema.Number,
   lastRead: Schema.Number,
   chunks: Schema.Number,
+  // true: stored only as part of a tree (local-store.ts, StoredMeta); absent in older records
+  child: Schema.optional(Schema.Boolean),
 })
 const decodeMeta = Schema.decodeUnknownSync(MetaSchema)
 
@@ -24,16 +28,31 @@ type Db = ClassicLevel<string, Uint8Array>
  * (atomic in LevelDB's log).
  */
 export class LevelBlobIndex implements BlobIndex {
-  private constructor(private readonly db: Db) {}
+  private constructor(
+    private readonly db: Db,
+    private readonly pidFile: string,
+  ) {}
 
+  /**
+   * Opens (or creates) the index. LevelDB's LOCK makes one process at a time the owner; the
+   * owner writes its pid to `<location>.pid` (removed on close), so a second process is told
+   * who holds the store (StoreLockedError) instead of a bare storage failure.
+   */
   static async open(location: string): Promise<LevelBlobIndex> {
     const db: Db = new ClassicLevel<string, Uint8Array>(location, { keyEncoding: "utf8", valueEncoding: "view" })
+    const pidFile = `${location}.pid`
     try {
       await db.open()
     } catch (err) {
+      if ((err as { cause?: { code?: string } })?.cause?.code === "LEVEL_LOCKED") throw new StoreLockedError(dirname(location), holderPid(pidFile), { cause: err })
       throw new StorageError("index open", { cause: err })
     }
-    return new LevelBlobIndex(db)
+    try {
+      writeFileSync(pidFile, `${process.pid}\n`)
+    } catch {
+      // informational only (a read-only folder still opens)
+    }
+    return new LevelBlobIndex(db, pidFile)
   }
 
   /** Small chunks kept in this database (`c!<hex>`): one put instead of a file per chunk. */
@@ -170,6 +189,12 @@ export class LevelBlobIndex implements BlobIndex {
   }
 
   async close(): Promise<void> {
+    // the pid file goes first: once the LOCK is released another process may write its own
+    if (holderPid(this.pidFile) === process.pid) {
+      try {
+        unlinkSync(this.pidFile)
+      } catch {}
+    }
     await this.db.close()
   }
 
@@ -192,6 +217,24 @@ export class LevelBlobIndex implements BlobIndex {
     } catch (err) {
       throw new StorageError("index write", { cause: err })
     }
+  }
+}
+
+/** The pid in a store's pid file, when the file is there and that process is alive. */
+function holderPid(pidFile: string): number | undefined {
+  let pid: number
+  try {
+    pid = Number.parseInt(readFileSync(pidFile, "utf8"), 10)
+  } catch {
+    return undefined
+  }
+  if (!(pid > 0)) return undefined
+  try {
+    process.kill(pid, 0)
+    return pid
+  } catch (err) {
+    // EPERM: alive, but another user's
+    return (err as NodeJS.ErrnoException).code === "EPERM" ? pid : undefined
   }
 }
 

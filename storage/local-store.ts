@@ -1,3 +1,4 @@
+import { mkdir } from "node:fs/promises"
 import { join } from "node:path"
 import { type BlobCommit, type BlobIndex, type BlobMeta, MemoryBlobIndex } from "./blob-index.ts"
 import { type ChunkStore, type ChunkWriteOptions, MemoryChunkStore } from "./chunk-store.ts"
@@ -43,6 +44,8 @@ export interface PutOptions {
   stable?: boolean
   /** Expected size, when known (sizes the chunk buffers). */
   sizeHint?: number
+  /** Stored as part of a tree (storeDir's files and subdirectories), not put by the user itself. */
+  child?: boolean
 }
 
 interface PendingCommit {
@@ -50,6 +53,7 @@ interface PendingCommit {
   readonly manifest: Uint8Array | undefined
   readonly chunks: string[]
   readonly tags: Record<string, string> | undefined
+  readonly child: boolean
   readonly inline: { hex: string; bytes: Uint8Array } | undefined
   /** Last-read time to record (fetched blobs are being read: no touch right after). */
   readonly lastRead: number
@@ -60,6 +64,7 @@ interface PendingCommit {
 /** Optional parts of a commit. */
 interface CommitExtra {
   tags?: Record<string, string> | undefined
+  child?: boolean | undefined
   inline?: { hex: string; bytes: Uint8Array } | undefined
   lastRead?: number
 }
@@ -70,9 +75,20 @@ export interface LocalSources {
   disk: number
 }
 
+/**
+ * A blob record as this store writes it: `child` marks a blob stored only as part of a tree
+ * (a file or subdirectory of storeDir); a put of the same bytes by the user clears it.
+ * Records without it (older stores, blobs fetched from peers) count as top-level.
+ */
+interface StoredMeta extends BlobMeta {
+  readonly child?: boolean
+}
+
 /** What `stat` tells about a held blob. */
 export interface BlobStat extends BlobMeta {
   readonly ref: BlobRef
+  /** True when the blob was stored only as part of a tree (listings can hide it). */
+  readonly child?: boolean
 }
 
 /** Counters the plugin turns into Prometheus metrics. */
@@ -124,8 +140,17 @@ export class LocalStore {
       if (!options.memory) throw new TypeError("Blobs.open needs { dir } or { memory: true }")
       return new LocalStore(new MemoryChunkStore(), new MemoryBlobIndex(), cache, hasher)
     }
-    const files = await FileChunkStore.open(options.dir, options.durability)
+    await mkdir(options.dir, { recursive: true })
+    // the index first: its LOCK says whether another process owns this store, before the
+    // chunk store clears its temp folder (which would be that process's in-flight writes)
     const index = await LevelBlobIndex.open(join(options.dir, "index"))
+    let files: FileChunkStore
+    try {
+      files = await FileChunkStore.open(options.dir, options.durability)
+    } catch (err) {
+      await index.close().catch(() => {})
+      throw err
+    }
     const chunks = new TieredChunkStore(index.smallChunks(), files, SMALL_CHUNK_BYTES)
     const store = new LocalStore(chunks, index, cache, hasher)
     // a store not closed cleanly may hold chunk files no blob references yet (a killed put)
@@ -211,12 +236,12 @@ export class LocalStore {
       this.counters.bytesIngested += size
       if (entries.length === 1) {
         const ref = BlobRef.of("chunk", size, entries[0]!.hash)
-        await this.#commit(ref, undefined, [ref.hex], { tags: options.tags, inline: inlineCandidate })
+        await this.#commit(ref, undefined, [ref.hex], { tags: options.tags, child: options.child, inline: inlineCandidate })
         return ref
       }
       const manifest = encodeManifest({ size, entries })
       const ref = BlobRef.of("manifest", size, this.hasher.hash(manifest))
-      await this.#commit(ref, manifest, entries.map((e) => toHex(e.hash)), { tags: options.tags })
+      await this.#commit(ref, manifest, entries.map((e) => toHex(e.hash)), { tags: options.tags, child: options.child })
       return ref
     } catch (err) {
       await Promise.allSettled(writes)
@@ -238,11 +263,11 @@ export class LocalStore {
    * Stores small bytes as exactly one chunk of the given kind (directory manifests: they
    * must never be cut by CDC, since their hash is the BLAKE3 of the whole encoding).
    */
-  putSingle(bytes: Uint8Array, kind: BlobKind, options: { tags?: Record<string, string> } = {}): Promise<BlobRef> {
+  putSingle(bytes: Uint8Array, kind: BlobKind, options: { tags?: Record<string, string>; child?: boolean } = {}): Promise<BlobRef> {
     return this.track(async () => {
       if (bytes.length > CHUNK_MAX_BYTES) throw new TooLargeError(kind, bytes.length, CHUNK_MAX_BYTES)
       const ref = BlobRef.of(kind, bytes.length, this.hasher.hash(bytes))
-      await this.#commitOneChunk(ref, bytes, { tags: options.tags })
+      await this.#commitOneChunk(ref, bytes, { tags: options.tags, child: options.child })
       return ref
     })
   }
@@ -272,7 +297,7 @@ export class LocalStore {
    */
   #commit(ref: BlobRef, manifest: Uint8Array | undefined, chunks: string[], extra: CommitExtra = {}): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#commits.push({ ref, manifest, chunks, tags: extra.tags, inline: extra.inline, lastRead: extra.lastRead ?? 0, resolve, reject })
+      this.#commits.push({ ref, manifest, chunks, tags: extra.tags, child: extra.child ?? false, inline: extra.inline, lastRead: extra.lastRead ?? 0, resolve, reject })
       if (!this.#committing) void this.#drainCommits()
     })
   }
@@ -300,18 +325,19 @@ export class LocalStore {
     for (const c of group) {
       const prior = fresh.get(c.ref.hex)
       if (prior) {
-        // the same blob twice in one group: one record, tags merged
-        fresh.set(c.ref.hex, { ...prior, meta: { ...prior.meta, tags: { ...prior.meta.tags, ...c.tags } } })
+        // the same blob twice in one group: one record, tags merged (top-level if either is)
+        fresh.set(c.ref.hex, { ...prior, meta: withChild({ ...prior.meta, tags: { ...prior.meta.tags, ...c.tags } }, (prior.meta as StoredMeta).child === true && c.child) })
         continue
       }
-      const existing = await this.index.getMeta(c.ref.hex)
+      const existing: StoredMeta | undefined = await this.index.getMeta(c.ref.hex)
       if (existing) {
-        if (c.tags && Object.entries(c.tags).some(([k, v]) => existing.tags[k] !== v)) {
-          await this.index.setMeta(c.ref.hex, { ...existing, tags: { ...existing.tags, ...c.tags } })
+        const promote = existing.child === true && !c.child
+        if (promote || (c.tags && Object.entries(c.tags).some(([k, v]) => existing.tags[k] !== v))) {
+          await this.index.setMeta(c.ref.hex, withChild({ ...existing, tags: { ...existing.tags, ...c.tags } }, existing.child === true && c.child))
         }
         continue
       }
-      const meta: BlobMeta = { kind: c.ref.kind, size: c.ref.size, tags: { ...c.tags }, created: now, lastRead: c.lastRead, chunks: c.chunks.length }
+      const meta = withChild({ kind: c.ref.kind, size: c.ref.size, tags: { ...c.tags }, created: now, lastRead: c.lastRead, chunks: c.chunks.length }, c.child)
       if (c.inline && !(await this.chunks.has(c.inline.hex, c.inline.bytes.length))) {
         this.counters.bytesStoredNew += c.inline.bytes.length
         fresh.set(c.ref.hex, { hex: c.ref.hex, meta, manifest: c.manifest, chunks: c.chunks, inline: c.inline })
@@ -553,6 +579,12 @@ export class LocalStore {
     })()
     return this.#closing
   }
+}
+
+/** The record with `child` set (true) or left out (top-level). */
+function withChild(meta: StoredMeta, child: boolean): StoredMeta {
+  const { child: _, ...rest } = meta
+  return child ? { ...rest, child: true } : rest
 }
 
 function splitTag(tag: string): [string, string] {

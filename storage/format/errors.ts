@@ -16,6 +16,7 @@ export type ErrorCode =
   | "STORAGE"
   | "DISK_FULL"
   | "PROTOCOL"
+  | "LOCKED"
 
 /** Base class: `code` is the contract, `cause` keeps the original error for logs. */
 export abstract class DatafortsError extends Error {
@@ -143,6 +144,18 @@ export class StorageError extends DatafortsError {
   readonly _tag = "StorageError" as const
   constructor(readonly op: string, options?: { cause?: unknown }) {
     super(`storage failure in ${op}`, options)
+  }
+}
+
+/**
+ * The store folder is open in another process (LevelDB's LOCK is held): one process at a
+ * time owns a store. `pid` is the holder's, from the pid file it wrote, when known and alive.
+ */
+export class StoreLockedError extends DatafortsError {
+  readonly code = "LOCKED" as const
+  readonly _tag = "StoreLockedError" as const
+  constructor(readonly dir: string, readonly pid: number | undefined, options?: { cause?: unknown }) {
+    super(`store ${dir} is in use by ${pid === undefined ? "another process" : `process ${pid}`}`, options)
   }
 }
 
