@@ -3,142 +3,120 @@
 // mark-compacts (V8's soft-limit start); see docs/PERFORMANCE.md, "Hosting a node".
 /**
  * net-blob: the node-local store from the shell.
- *   net-blob put <file|dir|->         store bytes (stdin with -), print the ref
- *   net-blob get <ref> [--out path]   write the bytes (stdout by default)
- *   net-blob stat <ref>               what this node knows about a blob
- *   net-blob ls [--tag k=v]           blobs held here
- *   net-blob rm <ref>                 forget a blob (operator action)
+ *   net-blob put <file|dir|-> [--tag k=v]...  store bytes (stdin with -), print the ref
+ *   net-blob get <ref> [--out path]           write the bytes (stdout by default)
+ *   net-blob stat <ref>                       what this node knows about a blob
+ *   net-blob ls [--tag k=v]... [--all]        blobs held here (top-level ones unless --all)
+ *   net-blob rm <ref>                         forget a blob (operator action)
  * The store comes from --dir or DATAFORTS_DIR. --json prints machine-readable output.
+ * This file only parses the line (help, --version and usage errors answer at once); the
+ * commands, and with them the store, load afterwards (blob-commands.ts).
  */
-import { stat as fsStat } from "node:fs/promises"
-import { parseArgs } from "node:util"
-import { Blobs, BlobRef, type BlobStat, fetchDir, storeDir } from "../plugin/index.ts"
-import { EXIT, reportError, UsageError } from "./exit-codes.ts"
-import { ProgressBar } from "./progress-bar.ts"
+import { front, parseTags, type ProgramSpec } from "./args.ts"
+import { reportError, UsageError } from "./exit-codes.ts"
 
-const USAGE = "net-blob <put <file|dir|->|get <ref> [--out path]|stat <ref>|ls [--tag k=v]|rm <ref>> [--dir path] [--json] [--quiet]"
+const STORE_ENV = [
+  ["DATAFORTS_DIR", "the store folder, when --dir is not given"],
+  ["DATAFORTS_NO_NATIVE", "1 turns off the optional native helpers (docs/OPERATIONS.md)"],
+] as const
+
+const EXIT_CODES =
+  "0 ok, 1 internal, 2 usage, 3 bad ref, 4 not found, 5 integrity, 6 too large, 7 bad manifest, 8 unsafe path, 11 aborted, 13 storage, 14 disk full, 17 store in use, 18 no such file (docs/OPERATIONS.md)"
+
+const NET_BLOB: ProgramSpec = {
+  name: "net-blob",
+  summary: "The node-local Dataforts store from the shell: put bytes in, get a ref; resolve a ref to verified bytes.",
+  exitCodes: EXIT_CODES,
+  options: {
+    dir: { type: "string", value: "<path>", help: "the store folder (default: $DATAFORTS_DIR)" },
+    out: { type: "string", short: "o", value: "<path>", help: "write to this file (or folder, for a dir ref) instead of stdout; atomic" },
+    tag: { type: "string", multiple: true, value: "<key=value>", help: "tag the blob (repeatable)" },
+    all: { type: "boolean", help: "also the blobs stored as parts of a tree (its files and subdirectories)" },
+    json: { type: "boolean", help: "machine-readable output: one JSON object per line (errors too, on stderr)" },
+    quiet: { type: "boolean", short: "q", help: "no progress bar" },
+  },
+  commands: [
+    {
+      name: "put",
+      args: "<file|dir|->",
+      required: 1,
+      summary: "store a file, a directory tree or stdin; print the ref",
+      description:
+        "Stores the bytes of a file (streamed, about one chunk of memory), a directory tree (files, modes,\nempty folders and symlinks, never followed) or stdin (-), and prints the ref on stdout. A progress\nbar goes to stderr on a terminal. Storing the same bytes again gives the same ref and merges tags.",
+      options: ["dir", "tag", "json", "quiet"],
+      optionHelp: { tag: "tag the blob, or a tree's root (repeatable); a second put merges tags" },
+      env: STORE_ENV,
+      examples: ["net-blob put big.bin --tag version=v3", "tar c src | net-blob put - --dir ./data", "net-blob put ./workspace --json"],
+    },
+    {
+      name: "get",
+      args: "<ref>",
+      required: 1,
+      summary: "write a blob's verified bytes to stdout or --out",
+      description:
+        "Writes a blob's bytes, each chunk verified against the ref, to stdout, or to --out atomically\n(a .partial file renamed at the end). A directory ref needs --out <dir>: the tree is materialized\nthere atomically (the old tree or the new one, never a mix).",
+      options: ["dir", "out", "json", "quiet"],
+      env: STORE_ENV,
+      examples: ["net-blob get df1-manifest-… --out copy.bin", "net-blob get df1-dir-… --out ./checkout"],
+    },
+    {
+      name: "stat",
+      args: "<ref>",
+      required: 1,
+      summary: "what this store knows about a blob",
+      description: "Prints a held blob's kind, size, chunk count, tags, creation and last-read times. Exit 4 when not held.",
+      options: ["dir", "json"],
+      env: STORE_ENV,
+      examples: ["net-blob stat df1-chunk-… --json"],
+    },
+    {
+      name: "ls",
+      args: "",
+      required: 0,
+      summary: "list the blobs held here",
+      description:
+        "Lists the blobs this store holds, one a line: ref, size, kind, tags and age. Blobs stored as parts\nof a tree (its files and subdirectories) are left out unless --all. --tag keeps only the blobs that\ncarry every tag given.",
+      options: ["dir", "tag", "all", "json"],
+      optionHelp: { tag: "only blobs with this tag (repeatable: every one must match)" },
+      env: STORE_ENV,
+      examples: ["net-blob ls --tag version=v3", "net-blob ls --all --json"],
+    },
+    {
+      name: "rm",
+      args: "<ref>",
+      required: 1,
+      summary: "forget a blob here (chunks other blobs share stay)",
+      description: "Operator action: forgets a blob in this store and removes the chunks nothing else references. Exit 4 when not held.",
+      options: ["dir", "json"],
+      env: STORE_ENV,
+      examples: ["net-blob rm df1-manifest-…"],
+    },
+  ],
+}
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      dir: { type: "string" },
-      out: { type: "string", short: "o" },
-      tag: { type: "string", multiple: true },
-      json: { type: "boolean", default: false },
-      quiet: { type: "boolean", short: "q", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  })
-  const json = values.json ?? false
+  const json = argv.includes("--json")
   try {
-    if (values.help || positionals.length === 0) {
-      process.stdout.write(`${USAGE}\n`)
-      return values.help ? EXIT.OK : EXIT.USAGE
-    }
-    const dir = values.dir ?? process.env.DATAFORTS_DIR
-    if (!dir) throw new UsageError(`no store: pass --dir or set DATAFORTS_DIR\n${USAGE}`)
-    const [cmd, arg] = positionals
-    const blobs = await Blobs.open({ dir })
-    try {
-      return await run(blobs, cmd!, arg, { ...values, json })
-    } finally {
-      await blobs.close()
-    }
+    const line = front(NET_BLOB, argv)
+    if (line.kind === "exit") return line.code
+    const { cmd, args, values } = line
+    const dir = (values.dir as string | undefined) ?? process.env.DATAFORTS_DIR
+    if (!dir) throw new UsageError("no store: pass --dir <path> or set DATAFORTS_DIR", `net-blob help ${cmd.name}`)
+    const tags = parseTags(values.tag as string[] | undefined, `net-blob help ${cmd.name}`)
+    const { runBlobCommand } = await import("./blob-commands.ts")
+    return await runBlobCommand({
+      cmd: cmd.name,
+      arg: args[0],
+      dir,
+      out: values.out as string | undefined,
+      tags,
+      all: values.all === true,
+      json,
+      quiet: values.quiet === true,
+    })
   } catch (err) {
-    return reportError(err, json)
+    return reportError(err, json, "net-blob")
   }
-}
-
-interface Flags {
-  out?: string
-  tag?: string[]
-  json: boolean
-  quiet?: boolean
-}
-
-async function run(blobs: Blobs, cmd: string, arg: string | undefined, flags: Flags): Promise<number> {
-  const ctrl = new AbortController()
-  process.once("SIGINT", () => ctrl.abort())
-  const signal = ctrl.signal
-  const print = (text: string, obj: unknown) => process.stdout.write(flags.json ? `${JSON.stringify(obj)}\n` : `${text}\n`)
-  switch (cmd) {
-    case "put": {
-      if (!arg) throw new UsageError("net-blob put <file|dir|->")
-      const bar = new ProgressBar("put", process.stderr, { quiet: flags.quiet || flags.json })
-      let ref: BlobRef
-      if (arg === "-") {
-        ref = await blobs.put(process.stdin, { signal, onProgress: bar.update })
-      } else {
-        const st = await fsStat(arg)
-        if (st.isDirectory()) {
-          ref = await storeDir(blobs, arg, { signal, onProgress: bar.update })
-        } else {
-          ref = await blobs.putFile(arg, { signal, onProgress: bar.update })
-        }
-      }
-      bar.finish(ref.kind === "dir" ? undefined : { bytes: ref.size, totalBytes: ref.size })
-      print(ref.toString(), { ref: ref.toString(), size: ref.size, kind: ref.kind })
-      return EXIT.OK
-    }
-    case "get": {
-      const ref = BlobRef.parse(requireArg(arg, "get <ref>"))
-      const bar = new ProgressBar("get", process.stderr, { quiet: flags.quiet || flags.json || !flags.out })
-      if (ref.kind === "dir") {
-        if (!flags.out) throw new UsageError("a directory ref needs --out <dir>")
-        await fetchDir(blobs, ref, flags.out, { signal, onProgress: bar.update })
-      } else if (flags.out) {
-        await blobs.getToFile(ref, flags.out, { signal, onProgress: bar.update })
-      } else {
-        for await (const part of blobs.read(ref, { signal })) {
-          if (!process.stdout.write(part)) await new Promise((r) => process.stdout.once("drain", r))
-        }
-        return EXIT.OK
-      }
-      bar.finish(ref.kind === "dir" ? undefined : { bytes: ref.size, totalBytes: ref.size })
-      if (flags.json) print("", { ref: ref.toString(), out: flags.out })
-      return EXIT.OK
-    }
-    case "stat": {
-      const s = await blobs.stat(requireArg(arg, "stat <ref>"))
-      print(describe(s), statJson(s))
-      return EXIT.OK
-    }
-    case "ls": {
-      const tags = flags.tag ?? []
-      for await (const s of blobs.list(tags.length ? { tag: tags[0]! } : {})) {
-        if (!tags.every((t) => s.tags[t.split("=")[0]!] === t.slice(t.indexOf("=") + 1))) continue
-        print(`${s.ref}\t${Object.entries(s.tags).map(([k, v]) => `${k}=${v}`).join(",")}`, statJson(s))
-      }
-      return EXIT.OK
-    }
-    case "rm": {
-      const removed = await blobs.delete(requireArg(arg, "rm <ref>"))
-      if (!removed) {
-        process.stderr.write("error (NOT_FOUND): not held here\n")
-        return EXIT.NOT_FOUND
-      }
-      print("removed", { removed: true })
-      return EXIT.OK
-    }
-    default:
-      throw new UsageError(USAGE)
-  }
-}
-
-function requireArg(arg: string | undefined, usage: string): string {
-  if (!arg) throw new UsageError(`net-blob ${usage}`)
-  return arg
-}
-
-function statJson(s: BlobStat) {
-  return { ref: s.ref.toString(), kind: s.kind, size: s.size, chunks: s.chunks, tags: s.tags, created: new Date(s.created).toISOString(), lastRead: s.lastRead ? new Date(s.lastRead).toISOString() : null }
-}
-
-function describe(s: BlobStat): string {
-  const j = statJson(s)
-  return Object.entries(j).map(([k, v]) => `${k.padEnd(8)} ${typeof v === "object" ? JSON.stringify(v) : v}`).join("\n")
 }
 
 process.exitCode = await main(process.argv.slice(2))

@@ -12,116 +12,142 @@
  * Options: --server (NATS_URL, default nats://127.0.0.1:4222), --node (default
  * <hostname>-<pid>), --dir (DATAFORTS_DIR, default a temp store removed on exit), --prefix,
  * --zone, --wait <ms>, --json, --quiet. Exit codes as net-blob (cli/exit-codes.ts), and 16
- * when the NATS server cannot be reached.
+ * when the NATS server cannot be reached. This file only parses the line; the commands (and
+ * NATS, the store) load afterwards (mesh-commands.ts).
  */
-import { parseArgs } from "node:util"
+import { front, type ProgramSpec } from "./args.ts"
 import { EXIT, reportError, UsageError } from "./exit-codes.ts"
-import { listHolders, listNodes } from "./mesh-info.ts"
-import { openSession, type Session } from "./mesh-session.ts"
-import { recvBlob, recvDir, sendBlob, sendDir, type TransferContext } from "./mesh-transfer.ts"
-
-const USAGE = `net-mesh transfer <send-blob <file>|recv-blob <ref> --out <file>|send-dir <dir>|recv-dir <ref> --out <dir>>
-net-mesh nodes | net-mesh holders <ref>
-  [--server url] [--node id] [--dir path] [--prefix p] [--zone z] [--wait ms] [--json] [--quiet]`
 
 /** The NATS server could not be reached (not one of the store's error codes). */
-export const EXIT_NO_SERVER = 16
+export const EXIT_NO_SERVER = EXIT.NO_SERVER
+
+const NODE_OPTIONS = ["server", "node", "dir", "prefix", "zone", "json"]
+const ENV = [
+  ["NATS_URL", "the NATS server, when --server is not given (default nats://127.0.0.1:4222)"],
+  ["DATAFORTS_DIR", "the store folder, when --dir is not given (default: a temp store removed on exit)"],
+  ["DATAFORTS_NO_NATIVE", "1 turns off the optional native helpers (docs/OPERATIONS.md)"],
+] as const
+
+const NET_MESH: ProgramSpec = {
+  name: "net-mesh",
+  summary: "Move Dataforts blobs and trees between nodes over NATS, and look at the mesh. Each run is a node\nof its own (--node) with a store (--dir, or a temp one).",
+  exitCodes:
+    "0 ok, 1 internal, 2 usage, 3 bad ref, 4 not found, 5 integrity, 6 too large, 7 bad manifest, 8 unsafe path, 9 no holder, 10 timeout, 11 aborted, 13 storage, 14 disk full, 15 protocol, 16 NATS unreachable, 17 store in use, 18 no such file (docs/OPERATIONS.md)",
+  groups: ["transfer"],
+  options: {
+    server: { type: "string", short: "s", value: "<url>", help: "the NATS server (default: $NATS_URL, else nats://127.0.0.1:4222)" },
+    node: { type: "string", value: "<id>", help: "this node's id, [A-Za-z0-9_-]{1,128} (default: <hostname>-<pid>)" },
+    dir: { type: "string", value: "<path>", help: "the store folder (default: $DATAFORTS_DIR, else a temp store removed on exit)" },
+    prefix: { type: "string", value: "<p>", help: "subject prefix of the mesh (nodes with different prefixes do not see each other)" },
+    zone: { type: "string", value: "<z>", help: "this node's zone (holders in the same zone are preferred)" },
+    out: { type: "string", short: "o", value: "<path>", help: "where to write (required)" },
+    wait: { type: "string", value: "<ms>", help: "how long to wait for holders to be known (default 2500)" },
+    json: { type: "boolean", help: "machine-readable output: one JSON object per line" },
+    quiet: { type: "boolean", short: "q", help: "no progress bar" },
+  },
+  commands: [
+    {
+      name: "transfer send-blob",
+      args: "<file>",
+      required: 1,
+      summary: "put a file, print its ref, serve it until Ctrl-C",
+      description: "Stores the file in this node's store, prints the ref on stdout, and serves it to the mesh until\nSIGINT or SIGTERM (then exits 0 after a clean close).",
+      options: [...NODE_OPTIONS, "quiet"],
+      env: ENV,
+      examples: ["net-mesh transfer send-blob big.bin --node producer", "NATS_URL=nats://10.0.0.5:4222 net-mesh transfer send-blob model.bin --json"],
+    },
+    {
+      name: "transfer recv-blob",
+      args: "<ref> --out <file>",
+      required: 1,
+      summary: "fetch a blob from the nearest holders into a file",
+      description:
+        "Fetches a blob from the nearest live holders (verified chunk by chunk) into --out, atomically,\nwith bytes, %, rate and ETA on stderr; then prints where the bytes came from.",
+      options: [...NODE_OPTIONS, "out", "wait", "quiet"],
+      optionHelp: { out: "the file to write (required)" },
+      env: ENV,
+      examples: ["net-mesh transfer recv-blob df1-manifest-… --out big.bin --wait 10000"],
+    },
+    {
+      name: "transfer send-dir",
+      args: "<dir>",
+      required: 1,
+      summary: "store a directory tree, print its ref, serve it until Ctrl-C",
+      description: "Stores the tree (files, modes, empty folders, symlinks never followed), prints the root ref, and\nserves it until SIGINT or SIGTERM.",
+      options: [...NODE_OPTIONS, "quiet"],
+      env: ENV,
+      examples: ["net-mesh transfer send-dir ./workspace"],
+    },
+    {
+      name: "transfer recv-dir",
+      args: "<ref> --out <dir>",
+      required: 1,
+      summary: "fetch a tree and materialize it atomically",
+      description:
+        "Fetches a tree from the nearest holders (small files in batches) and materializes it at --out\natomically: the old tree or the new one, never a mix. Then prints where the bytes came from.",
+      options: [...NODE_OPTIONS, "out", "wait", "quiet"],
+      optionHelp: { out: "the folder to write (required; replaced atomically)" },
+      env: ENV,
+      examples: ["net-mesh transfer recv-dir df1-dir-… --out ./checkout"],
+    },
+    {
+      name: "nodes",
+      args: "",
+      required: 0,
+      summary: "live nodes with zone and RTT",
+      description: "Joins the mesh, listens for heartbeats for --wait ms, and lists the live nodes with their zone\nand round-trip time.",
+      options: [...NODE_OPTIONS, "wait"],
+      optionHelp: { wait: "how long to listen before answering (default 2500)" },
+      env: ENV,
+      examples: ["net-mesh nodes --wait 3000 --json"],
+    },
+    {
+      name: "holders",
+      args: "<ref>",
+      required: 1,
+      summary: "nodes holding a ref, nearest first",
+      description: "Lists the live nodes that hold a blob, nearest first (same zone, then RTT). Exit 9 when none does.",
+      options: [...NODE_OPTIONS, "wait"],
+      optionHelp: { wait: "how long to listen before answering (default 2500)" },
+      env: ENV,
+      examples: ["net-mesh holders df1-manifest-…"],
+    },
+  ],
+}
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      server: { type: "string", short: "s" },
-      node: { type: "string" },
-      dir: { type: "string" },
-      prefix: { type: "string" },
-      zone: { type: "string" },
-      out: { type: "string", short: "o" },
-      wait: { type: "string" },
-      json: { type: "boolean", default: false },
-      quiet: { type: "boolean", short: "q", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  })
-  const json = values.json ?? false
-  if (values.help || positionals.length === 0) {
-    process.stdout.write(`${USAGE}\n`)
-    return values.help ? EXIT.OK : EXIT.USAGE
-  }
-  const ctrl = new AbortController()
-  const stop = () => ctrl.abort(new Error("interrupted"))
-  process.once("SIGINT", stop)
-  process.once("SIGTERM", stop)
-  let session: Session | undefined
+  const json = argv.includes("--json")
   try {
-    const [group, cmd, arg] = positionals[0] === "transfer" ? positionals : [undefined, ...positionals]
-    const waitMs = values.wait === undefined ? undefined : Number(values.wait)
-    if (waitMs !== undefined && !(waitMs >= 0)) throw new UsageError("--wait takes milliseconds")
-    const run = command(group, cmd, arg, values.out)
-    try {
-      session = await openSession({ ...values, ...(waitMs === undefined ? {} : { discoveryMs: Math.max(waitMs, 1) }) })
-    } catch (err) {
-      if (isConnectError(err)) {
-        process.stderr.write(`error: cannot reach NATS at ${values.server ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222"}: ${(err as Error).message}\n`)
-        return EXIT_NO_SERVER
-      }
-      throw err
-    }
-    const print = (text: string, obj: unknown) => process.stdout.write(json ? `${JSON.stringify(obj)}\n` : `${text}\n`)
-    const ctx: TransferContext = { json, quiet: values.quiet ?? false, signal: ctrl.signal, print }
-    await run(session, { ...ctx, waitMs: waitMs ?? 2500 })
-    return EXIT.OK
+    const line = front(NET_MESH, argv)
+    if (line.kind === "exit") return line.code
+    const { cmd, args, values } = line
+    const see = `net-mesh help ${cmd.name}`
+    const out = values.out as string | undefined
+    if (cmd.options.includes("out") && out === undefined) throw new UsageError(`'${cmd.name}' needs --out ${cmd.name.endsWith("dir") ? "<dir>" : "<file>"}`, see)
+    const waitText = values.wait as string | undefined
+    const waitMs = waitText === undefined ? undefined : Number(waitText)
+    if (waitMs !== undefined && !(waitMs >= 0)) throw new UsageError(`--wait takes milliseconds, got '${waitText}'`, see)
+    const node = values.node as string | undefined
+    if (node !== undefined && !/^[A-Za-z0-9_-]{1,128}$/.test(node)) throw new UsageError(`--node must match [A-Za-z0-9_-]{1,128}: ${node}`, see)
+    const { runMeshCommand } = await import("./mesh-commands.ts")
+    return await runMeshCommand({
+      cmd: cmd.name,
+      arg: args[0]!,
+      out,
+      waitMs,
+      json,
+      quiet: values.quiet === true,
+      session: {
+        server: values.server as string | undefined,
+        node,
+        dir: values.dir as string | undefined,
+        prefix: values.prefix as string | undefined,
+        zone: values.zone as string | undefined,
+      },
+    })
   } catch (err) {
-    return reportError(err, json)
-  } finally {
-    process.off("SIGINT", stop)
-    process.off("SIGTERM", stop)
-    await session?.close()
+    return reportError(err, json, "net-mesh")
   }
-}
-
-type Run = (s: Session, ctx: TransferContext & { waitMs: number }) => Promise<void>
-
-/** Checks the command line before anything connects, so usage errors exit fast. */
-function command(group: string | undefined, cmd: string | undefined, arg: string | undefined, out: string | undefined): Run {
-  const need = (v: string | undefined, usage: string): string => {
-    if (!v) throw new UsageError(`net-mesh ${usage}`)
-    return v
-  }
-  if (group === "transfer") {
-    switch (cmd) {
-      case "send-blob": {
-        const file = need(arg, "transfer send-blob <file>")
-        return (s, ctx) => sendBlob(s, file, ctx)
-      }
-      case "send-dir": {
-        const dir = need(arg, "transfer send-dir <dir>")
-        return (s, ctx) => sendDir(s, dir, ctx)
-      }
-      case "recv-blob": {
-        const ref = need(arg, "transfer recv-blob <ref> --out <file>")
-        const file = need(out, "transfer recv-blob <ref> --out <file>")
-        return (s, ctx) => recvBlob(s, ref, file, ctx)
-      }
-      case "recv-dir": {
-        const ref = need(arg, "transfer recv-dir <ref> --out <dir>")
-        const dir = need(out, "transfer recv-dir <ref> --out <dir>")
-        return (s, ctx) => recvDir(s, ref, dir, ctx)
-      }
-    }
-  } else if (cmd === "nodes") {
-    return (s, ctx) => listNodes(s, ctx)
-  } else if (cmd === "holders") {
-    const ref = need(arg, "holders <ref>")
-    return (s, ctx) => listHolders(s, ref, ctx)
-  }
-  throw new UsageError(USAGE)
-}
-
-function isConnectError(err: unknown): boolean {
-  const e = err as { name?: string; code?: string; message?: string }
-  return e?.name === "ConnectionError" || e?.code === "ECONNREFUSED" || /ECONNREFUSED|connection refused|CONNECTION_REFUSED/i.test(e?.message ?? "")
 }
 
 process.exitCode = await main(process.argv.slice(2))
