@@ -68,10 +68,11 @@ const DEFS: Def[] = [
   { name: "dataforts_fold_syncs_total", help: "Origin snapshots restored (late joins and gaps)", kind: "counter", read: (b) => m(b)?.folds.stats.syncs ?? 0 },
   { name: "dataforts_malloc_tuned", help: "1 when malloc holds freed memory while bytes move (process-wide, glibc)", kind: "gauge", read: () => (allocatorStats.tuned ? 1 : 0) },
   { name: "dataforts_malloc_trims_total", help: "Times freed heap memory was given back after the process went quiet (process-wide)", kind: "counter", read: () => allocatorStats.trims },
-  { name: "dataforts_receive_arenas_total", help: "Receive arenas by event: created, reused (lent again to a node that opened), released (an idle arena's memory given back) (process-wide)", kind: "counter", read: () => [
+  { name: "dataforts_receive_arenas_total", help: "Receive arenas by event: created, reused (lent again to a node that opened), released (an idle arena's memory given back), fallback (made without page-aligned memory, or empty) (process-wide)", kind: "counter", read: () => [
     { labels: { event: "created" }, value: arenaStats.created },
     { labels: { event: "reused" }, value: arenaStats.reused },
     { labels: { event: "released" }, value: arenaStats.discarded },
+    { labels: { event: "fallback" }, value: arenaStats.fallback },
   ] },
   { name: "dataforts_blob_heat", help: "Decayed read heat of the hottest blobs (top 10)", kind: "gauge", read: (b) =>
     (m(b)?.folds.topN(10) ?? []).map((e) => ({ labels: { hash: e.hash.slice(0, 16) }, value: e.heat })) },

@@ -1,4 +1,4 @@
-import { alignedBytes } from "../storage/direct-write.ts"
+import { alignedBytes, isPageAligned } from "../storage/direct-write.ts"
 import { adviseHugePages, discardPages } from "./allocator.ts"
 import { BufferPool } from "./buffer-pool.ts"
 
@@ -16,8 +16,19 @@ const MAX_IDLE_ARENAS = 2
 /** An idle arena not lent again for this long gives its memory back (as malloc's quiet trim). */
 export const IDLE_ARENA_MS = 30_000
 
-/** Process-wide counters (tests, metrics). */
-export const arenaStats = { created: 0, reused: 0, discarded: 0 }
+/**
+ * Process-wide counters (tests, metrics). `fallback`: arenas made without page-aligned memory
+ * (no WebAssembly, or its Memory refused): ordinary memory, or none at all when even that could
+ * not be had (every chunk then gets a fresh buffer).
+ */
+export const arenaStats = { created: 0, reused: 0, discarded: 0, fallback: 0 }
+
+/** Makes an arena's memory: page-aligned where it can (see `alignedBytes`), with huge pages asked for. */
+function allocateArena(length: number): Uint8Array {
+  const bytes = alignedBytes(length)
+  adviseHugePages(bytes.buffer as ArrayBuffer)
+  return bytes
+}
 
 const idle: Array<{ pool: BufferPool; timer: ReturnType<typeof setTimeout> }> = []
 
@@ -30,8 +41,13 @@ const idle: Array<{ pool: BufferPool; timer: ReturnType<typeof setTimeout> }> = 
  * same bytes once mapped: ~10 % of a 1 GiB fetch's receiver, paid again by every node a
  * process opened (tests, CLIs, the bench's node per run). A new arena asks for huge pages,
  * which makes that first touch 2–5× cheaper where the kernel has them.
+ *
+ * An arena that cannot be page-aligned is ordinary memory (its chunks are written through
+ * staging or buffered); one that cannot be allocated at all is empty (every chunk a fresh
+ * buffer): a node opens and moves bytes either way. Both count as `fallback`. `allocate` is
+ * for tests.
  */
-export function borrowReceiveArena(): BufferPool {
+export function borrowReceiveArena(allocate: (length: number) => Uint8Array = allocateArena): BufferPool {
   const kept = idle.pop()
   if (kept !== undefined) {
     clearTimeout(kept.timer)
@@ -39,11 +55,19 @@ export function borrowReceiveArena(): BufferPool {
     return kept.pool
   }
   arenaStats.created++
-  return new BufferPool(RECEIVE_ARENA_BYTES, (length) => {
-    const bytes = alignedBytes(length)
-    adviseHugePages(bytes.buffer as ArrayBuffer)
-    return bytes
-  })
+  let aligned = false
+  let pool: BufferPool
+  try {
+    pool = new BufferPool(RECEIVE_ARENA_BYTES, (length) => {
+      const bytes = allocate(length)
+      aligned = isPageAligned(bytes)
+      return bytes
+    })
+  } catch {
+    pool = new BufferPool(0) // RangeError: not even ordinary memory for it; every chunk gets a fresh buffer
+  }
+  if (!aligned) arenaStats.fallback++
+  return pool
 }
 
 /**

@@ -13,6 +13,11 @@ import type { FileHandle } from "node:fs/promises"
  * backing store is mapped page-aligned. Bytes in such memory ({@link alignedBytes}) are
  * written as they are; others are copied in slices through staging carved from one. The
  * last block is zero-padded and the file truncated to the real length afterwards.
+ *
+ * Where no WebAssembly.Memory can be had (`node --jitless` has no `WebAssembly`; a small
+ * `ulimit -v` refuses the ~10 GiB of address space V8 reserves per Memory), {@link alignedBytes}
+ * gives ordinary memory and {@link AlignedStaging.aligned} is false: chunks are then written
+ * buffered (the file chunk store checks before it opens a file with O_DIRECT).
  */
 
 /** Offsets, lengths and staging addresses are multiples of this (covers 512 B and 4 KiB devices). */
@@ -24,19 +29,30 @@ const STAGING_SLICES = 4
 const WASM_PAGE = 65536
 
 /** The one WebAssembly API used here (its value types are in lib "dom", which this project does not load). */
-const WasmMemory = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { readonly buffer: ArrayBuffer } } })
-  .WebAssembly.Memory
+type WasmMemory = new (d: { initial: number; maximum: number }) => { readonly buffer: ArrayBuffer }
+
+/**
+ * WebAssembly.Memory, looked up when first needed (never at import: under `node --jitless`
+ * `WebAssembly` is undefined), or undefined once one could not be made. A failed Memory is not
+ * tried again: V8 runs several full GCs before it gives up (~20 ms each time, measured).
+ */
+let wasmMemory: WasmMemory | undefined | null = null
+const wasmMemoryCtor = (): WasmMemory | undefined =>
+  wasmMemory === null ? (wasmMemory = (globalThis as { WebAssembly?: { Memory?: WasmMemory } }).WebAssembly?.Memory) : wasmMemory
 
 /** The open flag, or undefined on a platform without O_DIRECT. */
 export const O_DIRECT: number | undefined = (constants as { O_DIRECT?: number }).O_DIRECT
 
 /** Aligned staging slices, lent one per in-flight write; more writers wait their turn. */
 export class AlignedStaging {
+  /** Whether the slices start on page boundaries; when not (no WebAssembly.Memory), direct writes cannot be staged. */
+  readonly aligned: boolean
   readonly #free: Uint8Array[] = []
   readonly #waiting: Array<(slice: Uint8Array) => void> = []
 
-  constructor(sliceBytes = DIRECT_SLICE_BYTES, slices = STAGING_SLICES) {
-    const memory = alignedBytes(sliceBytes * slices)
+  constructor(sliceBytes = DIRECT_SLICE_BYTES, slices = STAGING_SLICES, allocate: (length: number) => Uint8Array = alignedBytes) {
+    const memory = allocate(sliceBytes * slices)
+    this.aligned = isPageAligned(memory) && sliceBytes % DIRECT_ALIGN === 0
     for (let i = 0; i < slices; i++) this.#free.push(memory.subarray(i * sliceBytes, (i + 1) * sliceBytes))
   }
 
@@ -61,12 +77,36 @@ const pageAligned = new WeakSet<ArrayBufferLike>()
  * rounded up to 64 KiB). A chunk received into one is written directly from it, without the
  * staging copy (~5 % of a receiving node's CPU, measured). V8 reserves address space per
  * Memory but commits only the pages touched, so this costs no more RSS than a Uint8Array.
+ *
+ * Where no Memory can be made (no WebAssembly, or its allocation throws), an ordinary zeroed
+ * buffer with no alignment promise: {@link isPageAligned} tells which it is.
  */
 export function alignedBytes(length: number): Uint8Array {
-  const pages = Math.max(1, Math.ceil(length / WASM_PAGE))
-  const buffer = new WasmMemory({ initial: pages, maximum: pages }).buffer
-  pageAligned.add(buffer)
-  return new Uint8Array(buffer, 0, length)
+  const Memory = wasmMemoryCtor()
+  if (Memory !== undefined) {
+    const pages = Math.max(1, Math.ceil(length / WASM_PAGE))
+    let buffer: ArrayBuffer | undefined
+    try {
+      buffer = new Memory({ initial: pages, maximum: pages }).buffer
+    } catch {
+      wasmMemory = undefined // RangeError "could not allocate memory": address space or memory refused
+    }
+    if (buffer !== undefined) {
+      pageAligned.add(buffer)
+      return new Uint8Array(buffer, 0, length)
+    }
+  }
+  return new Uint8Array(length)
+}
+
+/** Whether `bytes` starts on a page of an {@link alignedBytes} buffer that really is page-aligned (a direct write can take it as it is). */
+export function isPageAligned(bytes: Uint8Array): boolean {
+  return pageAligned.has(bytes.buffer) && bytes.byteOffset % DIRECT_ALIGN === 0
+}
+
+/** Whether {@link alignedBytes} still gives page-aligned memory (false without WebAssembly, or once a Memory was refused). */
+export function alignedMemoryAvailable(): boolean {
+  return wasmMemoryCtor() !== undefined
 }
 
 /**
@@ -75,7 +115,7 @@ export function alignedBytes(length: number): Uint8Array {
  * always fits). The padding, past the caller's content, is zeroed.
  */
 function directView(bytes: Uint8Array): Uint8Array | undefined {
-  if (!pageAligned.has(bytes.buffer) || bytes.byteOffset % DIRECT_ALIGN !== 0) return undefined
+  if (!isPageAligned(bytes)) return undefined
   const padded = Math.ceil(bytes.length / DIRECT_ALIGN) * DIRECT_ALIGN
   const view = new Uint8Array(bytes.buffer, bytes.byteOffset, padded)
   view.fill(0, bytes.length)
@@ -96,11 +136,12 @@ async function writeBlocks(fh: FileHandle, block: Uint8Array, position: number):
 /**
  * Writes `bytes` at offset 0 of `fh` (opened with O_DIRECT), then sets the file's length:
  * straight from `bytes` when it lies in an {@link alignedBytes} buffer (whose padding past
- * `bytes` is overwritten with zeros), else copied through `staging` slice by slice. Throws what
- * the kernel throws; EINVAL means the file system refuses direct I/O for this file, and the
+ * `bytes` is overwritten with zeros), else copied through `staging` slice by slice. Returns
+ * which it did. Throws what the kernel throws; EINVAL means the file system refuses direct I/O
+ * for this file (or, thrown here before any write, that `staging` is not aligned), and the
  * caller falls back to a buffered write.
  */
-export async function writeDirect(fh: FileHandle, bytes: Uint8Array, staging: AlignedStaging): Promise<void> {
+export async function writeDirect(fh: FileHandle, bytes: Uint8Array, staging: AlignedStaging): Promise<"direct" | "staged"> {
   const view = directView(bytes)
   if (view !== undefined) {
     await writeBlocks(fh, view, 0)
@@ -108,9 +149,12 @@ export async function writeDirect(fh: FileHandle, bytes: Uint8Array, staging: Al
     await writeStaged(fh, bytes, staging)
   }
   if (bytes.length % DIRECT_ALIGN !== 0) await fh.truncate(bytes.length)
+  return view !== undefined ? "direct" : "staged"
 }
 
 async function writeStaged(fh: FileHandle, bytes: Uint8Array, staging: AlignedStaging): Promise<void> {
+  // the kernel's answer to an unaligned buffer, given before it is asked (some file systems would take it)
+  if (!staging.aligned) throw Object.assign(new Error("direct write: no page-aligned staging"), { code: "EINVAL" })
   const slice = await staging.acquire()
   try {
     for (let off = 0; off < bytes.length; off += slice.length) {

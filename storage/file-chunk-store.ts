@@ -3,13 +3,28 @@ import { constants, type FileHandle, mkdir, open, readdir, rename, rm, stat } fr
 import { join } from "node:path"
 import { DiskFullError, StorageError } from "../storage/format/errors.ts"
 import type { ChunkStore, ChunkWriteOptions, RangeReader } from "./chunk-store.ts"
-import { AlignedStaging, O_DIRECT, writeDirect } from "./direct-write.ts"
+import { AlignedStaging, isPageAligned, O_DIRECT, writeDirect } from "./direct-write.ts"
 
 /** Below this a page-cache bypass saves too little to be worth a second code path. */
 const DIRECT_MIN_BYTES = 256 * 1024
 
 /** When chunk files are fsynced. `flush` (default): only at `flush()`; `always`: before every rename. */
 export type Durability = "flush" | "always"
+
+export interface FileChunkStoreOptions {
+  /**
+   * Whether writes that ask to bypass the page cache may use O_DIRECT (default true). False
+   * writes every chunk buffered, as where the platform has no O_DIRECT or no page-aligned
+   * memory can be had (`node --jitless`, a small `ulimit -v`).
+   */
+  directWrites?: boolean
+}
+
+/**
+ * Chunk files written by each path, process-wide (tests, diagnostics): `direct` from a
+ * page-aligned buffer as it is, `staged` through aligned staging, `buffered` through the page cache.
+ */
+export const chunkWriteStats = { direct: 0, staged: 0, buffered: 0 }
 
 /**
  * Chunk files named by hash under `<dir>/chunks/<hh>/<hex>` (256 fan-out folders). A write
@@ -24,16 +39,17 @@ export class FileChunkStore implements ChunkStore {
   #dirty = new Set<string>()
   /** Staging for writes around the page cache; undefined until the first, or when the file system refuses them. */
   #staging: AlignedStaging | undefined
-  #directRefused = O_DIRECT === undefined
+  #directRefused: boolean
 
-  private constructor(dir: string, durability: Durability) {
+  private constructor(dir: string, durability: Durability, options: FileChunkStoreOptions) {
     this.#chunks = join(dir, "chunks")
     this.#tmp = join(dir, "tmp")
     this.#durability = durability
+    this.#directRefused = O_DIRECT === undefined || options.directWrites === false
   }
 
-  static async open(dir: string, durability: Durability = "flush"): Promise<FileChunkStore> {
-    const store = new FileChunkStore(dir, durability)
+  static async open(dir: string, durability: Durability = "flush", options: FileChunkStoreOptions = {}): Promise<FileChunkStore> {
+    const store = new FileChunkStore(dir, durability, options)
     await rm(store.#tmp, { recursive: true, force: true })
     await mkdir(store.#tmp, { recursive: true })
     await mkdir(store.#chunks, { recursive: true })
@@ -114,7 +130,7 @@ export class FileChunkStore implements ChunkStore {
     if (await this.has(hex)) return false
     const tmp = join(this.#tmp, `${hex.slice(0, 16)}-${randomBytes(6).toString("hex")}`)
     try {
-      const direct = options.bypassPageCache === true && bytes.length >= DIRECT_MIN_BYTES && !this.#directRefused
+      const direct = options.bypassPageCache === true && bytes.length >= DIRECT_MIN_BYTES && this.#canWriteDirect(bytes)
       if (!(direct && (await this.#writeDirect(tmp, bytes)))) await this.#writeBuffered(tmp, bytes)
       const folder = join(this.#chunks, hex.slice(0, 2))
       await rename(tmp, final).catch(async (err: NodeJS.ErrnoException) => {
@@ -138,6 +154,11 @@ export class FileChunkStore implements ChunkStore {
     }
   }
 
+  /** Direct I/O is on, and `bytes` can be written from as it is or through aligned staging (there is none where no page-aligned memory can be had). */
+  #canWriteDirect(bytes: Uint8Array): boolean {
+    return !this.#directRefused && (isPageAligned(bytes) || (this.#staging ??= new AlignedStaging()).aligned)
+  }
+
   async #writeBuffered(path: string, bytes: Uint8Array): Promise<void> {
     const fh = await open(path, "w")
     try {
@@ -147,6 +168,7 @@ export class FileChunkStore implements ChunkStore {
         off += bytesWritten
       }
       if (this.#durability === "always") await fh.sync()
+      chunkWriteStats.buffered++
     } finally {
       await fh.close()
     }
@@ -163,8 +185,9 @@ export class FileChunkStore implements ChunkStore {
       return false
     }
     try {
-      await writeDirect(fh, bytes, (this.#staging ??= new AlignedStaging()))
+      const how = await writeDirect(fh, bytes, (this.#staging ??= new AlignedStaging()))
       if (this.#durability === "always") await fh.sync()
+      chunkWriteStats[how]++
       return true
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EINVAL") throw err

@@ -2,8 +2,12 @@
  * BLAKE3-256 behind one interface. Three backends give identical digests:
  * - native: @napi-rs/blake-hash (Rust `blake3` crate, prebuilt N-API), ~4 GB/s here; the default;
  * - wasm: hash-wasm, ~0.75 GB/s; used where the native binding cannot load;
- * - noble: @noble/hashes, pure JS, ~0.04 GB/s; the reference the tests compare against
- *   (a dev dependency, so it is loaded only when asked for).
+ * - noble: @noble/hashes, pure JS, ~0.02–0.04 GB/s (~1.4 MB/s under `node --jitless`); used
+ *   where neither can (no binding for the platform and no WebAssembly), and the reference the
+ *   tests compare against.
+ *
+ * `DATAFORTS_NO_NATIVE` turns the native binding off as it does the plugin's addons
+ * (plugin/native-addon.ts): `1` or `all`, or a comma list naming `blake-hash`.
  *
  * The interface is synchronous so the per-chunk hot path never awaits. hash-wasm's
  * hashers are async to create, so the wasm backend multiplexes one instance with
@@ -23,6 +27,16 @@ export interface HashBackend {
 }
 
 export type HashBackendName = HashBackend["name"]
+
+/** The name `DATAFORTS_NO_NATIVE` knows the native hash binding by. */
+export const NATIVE_HASH_PART = "blake-hash"
+
+/** Whether `DATAFORTS_NO_NATIVE` (read from the environment where there is one) turns the native hash off; same rules as plugin/native-addon.ts. */
+export function nativeHashDisabled(env: string | undefined = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.DATAFORTS_NO_NATIVE): boolean {
+  if (env === undefined || env === "" || env === "0") return false
+  if (env === "1" || env === "all") return true
+  return env.split(",").map((s) => s.trim()).includes(NATIVE_HASH_PART)
+}
 
 async function nativeBackend(): Promise<HashBackend> {
   const { Blake3Hasher, blake3 } = await import("@napi-rs/blake-hash")
@@ -94,8 +108,11 @@ const loaders: Record<HashBackendName, () => Promise<HashBackend>> = {
 
 const cache = new Map<HashBackendName, Promise<HashBackend>>()
 
-/** Loads (once per process) the named backend; rejects if it cannot load. */
+/** Loads (once per process) the named backend; rejects if it cannot load, or is native and turned off (checked each call). */
 export function loadHashBackend(name: HashBackendName): Promise<HashBackend> {
+  if (name === "native" && nativeHashDisabled()) {
+    return Promise.reject(new Error(`native BLAKE3 turned off (DATAFORTS_NO_NATIVE names ${NATIVE_HASH_PART})`))
+  }
   let p = cache.get(name)
   if (p === undefined) {
     p = loaders[name]()
@@ -105,11 +122,22 @@ export function loadHashBackend(name: HashBackendName): Promise<HashBackend> {
   return p
 }
 
-/** The default backend: native, falling back to wasm when the binding is missing. */
+/** The order {@link defaultHashBackend} tries them in. */
+const FALLBACK_CHAIN: readonly HashBackendName[] = ["native", "wasm", "noble"]
+
+/**
+ * The default backend: native; wasm when the binding is missing, fails to load or is turned
+ * off (`DATAFORTS_NO_NATIVE`); noble (pure JS) when WebAssembly is missing too (`node --jitless`)
+ * or cannot instantiate.
+ */
 export async function defaultHashBackend(): Promise<HashBackend> {
-  try {
-    return await loadHashBackend("native")
-  } catch {
-    return loadHashBackend("wasm")
+  let last: unknown
+  for (const name of FALLBACK_CHAIN) {
+    try {
+      return await loadHashBackend(name)
+    } catch (err) {
+      last = err
+    }
   }
+  throw last
 }

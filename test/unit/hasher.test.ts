@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest"
-import { loadHashBackend, type HashBackendName } from "../../storage/format/hasher.ts"
+import { afterEach, describe, expect, it, vi } from "vitest"
+import { loadHashBackend, nativeHashDisabled, type HashBackendName } from "../../storage/format/hasher.ts"
 import { toHex } from "../../storage/format/hex.ts"
 import { randomSplits, seededBytes } from "../support/bytes.ts"
 
@@ -43,5 +43,51 @@ describe("BLAKE3 backends", () => {
     const ref = toHex(r!.hash(bytes))
     expect(toHex(n!.hash(bytes))).toBe(ref)
     expect(toHex(w!.hash(bytes))).toBe(ref)
+  })
+})
+
+describe("the default backend falls back: native, then wasm, then noble", () => {
+  afterEach(() => {
+    vi.unstubAllEnvs()
+    vi.unstubAllGlobals()
+  })
+
+  /** A fresh hasher module: its per-process backend cache starts empty. */
+  const freshHasher = async () => {
+    vi.resetModules()
+    return import("../../storage/format/hasher.ts")
+  }
+
+  it("reads DATAFORTS_NO_NATIVE as the addons do: 1/all, or a comma list naming blake-hash", () => {
+    for (const env of [undefined, "", "0", "malloc-tune", "rename-exchange,malloc-tune", "blake-hash-x"]) expect(nativeHashDisabled(env), String(env)).toBe(false)
+    for (const env of ["1", "all", "blake-hash", "malloc-tune, blake-hash"]) expect(nativeHashDisabled(env), env).toBe(true)
+  })
+
+  it("is native when nothing is turned off", async () => {
+    const { defaultHashBackend } = await freshHasher()
+    expect((await defaultHashBackend()).name).toBe("native")
+  })
+
+  it("is wasm with the native binding turned off, even once native was loaded, and refuses native when asked for it", async () => {
+    await loadHashBackend("native")
+    vi.stubEnv("DATAFORTS_NO_NATIVE", "malloc-tune,blake-hash")
+    const { defaultHashBackend } = await import("../../storage/format/hasher.ts")
+    expect((await defaultHashBackend()).name).toBe("wasm")
+    await expect(loadHashBackend("native")).rejects.toThrow(/DATAFORTS_NO_NATIVE/)
+  })
+
+  it("is noble (pure JS) with no native binding and no WebAssembly, and gives the same digests", async () => {
+    vi.stubEnv("DATAFORTS_NO_NATIVE", "1")
+    vi.stubGlobal("WebAssembly", undefined)
+    const { defaultHashBackend } = await freshHasher()
+    const backend = await defaultHashBackend()
+    expect(backend.name).toBe("noble")
+    for (const [len, hex] of KNOWN) expect(toHex(backend.hash(officialInput(len)))).toBe(hex)
+    const bytes = seededBytes(300_000, 12)
+    const h = backend.create()
+    for (const piece of randomSplits(bytes, 5, 70_000)) h.update(piece)
+    vi.unstubAllGlobals()
+    vi.unstubAllEnvs()
+    expect(toHex(h.digest())).toBe(toHex((await loadHashBackend("native")).hash(bytes)))
   })
 })

@@ -59,3 +59,51 @@ describe("receive arenas lent process-wide", () => {
     vi.advanceTimersByTime(IDLE_ARENA_MS)
   })
 })
+
+describe("receive arenas that cannot be had", () => {
+  it("an arena without page-aligned memory is ordinary memory of the same size, counted as a fallback", () => {
+    vi.useFakeTimers()
+    const before = { ...arenaStats }
+    const pool = borrowReceiveArena((length) => new Uint8Array(length))
+    expect(arenaStats.created).toBe(before.created + 1)
+    expect(arenaStats.fallback).toBe(before.fallback + 1)
+    expect(pool.freeBytes).toBe(RECEIVE_ARENA_BYTES)
+    const slice = pool.take(3 * MIB).fill(4)
+    expect(pool.freeBytes).toBe(RECEIVE_ARENA_BYTES - 3 * MIB)
+    pool.release(slice)
+    returnReceiveArena(pool)
+    vi.advanceTimersByTime(IDLE_ARENA_MS)
+  })
+
+  it("an arena that cannot be allocated at all is empty: the node still gets a pool, and every chunk a fresh buffer of its own", () => {
+    vi.useFakeTimers()
+    const before = { ...arenaStats }
+    const pool = borrowReceiveArena(() => {
+      throw new RangeError("Array buffer allocation failed")
+    })
+    expect(arenaStats.created).toBe(before.created + 1)
+    expect(arenaStats.fallback).toBe(before.fallback + 1)
+    expect(pool.freeBytes).toBe(0)
+    const a = pool.take(5 * MIB + 1).fill(1)
+    const b = pool.take(MIB).fill(2)
+    expect(a.length).toBe(6 * MIB)
+    expect(b.length).toBe(MIB)
+    expect(a.buffer).not.toBe(b.buffer)
+    expect(a.every((x) => x === 1) && b.every((x) => x === 2)).toBe(true)
+    pool.release(a)
+    pool.release(b)
+    expect(pool.freeBytes).toBe(0)
+    returnReceiveArena(pool)
+    vi.advanceTimersByTime(IDLE_ARENA_MS)
+  })
+
+  it("a page-aligned arena is no fallback", () => {
+    vi.useFakeTimers()
+    const before = { ...arenaStats }
+    const pool = borrowReceiveArena()
+    expect(arenaStats.created).toBe(before.created + 1)
+    expect(arenaStats.fallback).toBe(before.fallback)
+    returnReceiveArena(pool)
+    vi.advanceTimersByTime(IDLE_ARENA_MS)
+  })
+})
