@@ -23,4 +23,9 @@ export interface FoldBus {
   subscribe(subject: string, onMessage: (msg: FoldBusMessage) => void): FoldBusSubscription
   /** Rejects when no reply arrives within `timeoutMs` (or nobody listens). */
   request(subject: string, data: Uint8Array, opts: { timeoutMs: number }): Promise<Uint8Array>
+  /**
+   * Optional: calls `listener` once the bus is gone for good (the connection closed); the
+   * materializer then stops itself. Returns the function that stops watching (idempotent).
+   */
+  onClose?(listener: () => void): () => void
 }

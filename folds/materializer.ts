@@ -1,6 +1,5 @@
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as Schedule from "effect/Schedule"
 import { BadRefError, ClosedError } from "../storage/format/errors.ts"
 import { isHashHex } from "../storage/format/hex.ts"
 import type { FoldBus, FoldBusMessage, FoldBusSubscription } from "./bus.ts"
@@ -71,6 +70,18 @@ export interface MaterializerStats {
   pagesServed: number
 }
 
+/**
+ * `Effect.sleep` on an unref'd timer: a fold's periodic work (heartbeats, sweeps, pings,
+ * decay) never keeps a process alive on its own. It only matters while the bus is up, and an
+ * open NATS connection holds the process anyway.
+ */
+const unrefSleep = (ms: number): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), ms)
+    timer.unref?.()
+    return Effect.sync(() => clearTimeout(timer))
+  })
+
 /** Snapshots captured for paging are kept this long for the following page requests. */
 const CAPTURE_TTL_MS = 30_000
 const PAGE_BODY_BYTES = MAX_PAGE_BYTES - 4096
@@ -136,6 +147,10 @@ export class Materializer {
 
   #started = false
   #closing: Promise<void> | undefined
+  /** Stops watching the bus for its end (set while started). */
+  #unwatchBus: (() => void) | undefined
+  /** The bus is gone for good (its connection closed): nothing more goes out. */
+  #busGone = false
 
   constructor(opts: MaterializerOptions) {
     if (!/^[A-Za-z0-9_-]{1,128}$/.test(opts.node)) throw new TypeError("node id must be subject-safe ([A-Za-z0-9_-])")
@@ -177,6 +192,12 @@ export class Materializer {
     }
     this.#subs.push(this.#bus.subscribe(this.#subjects.sync(this.node), (m) => this.#onSyncRequest(m)))
     this.#subs.push(this.#bus.subscribe(this.#subjects.ping(this.node), (m) => m.respond(new Uint8Array(0))))
+    // a bus whose connection closed takes the materializer with it: its timers, fibers and
+    // requests stop at once, whether or not close() is ever called
+    this.#unwatchBus = this.#bus.onClose?.(() => {
+      this.#busGone = true
+      void this.close()
+    })
     this.#every(this.heartbeatMs, () => {
       this.#heartbeat()
       this.#sweep()
@@ -201,13 +222,23 @@ export class Materializer {
    */
   publish<D>(def: FoldDefinition<unknown, D, unknown> | string, data: D): void {
     if (this.#closing !== undefined) throw new ClosedError("materializer")
+    this.#publishOwn(def, data)
+  }
+
+  #publishOwn<D>(def: FoldDefinition<unknown, D, unknown> | string, data: D): void {
     const name = typeof def === "string" ? def : def.name
     const fold = this.#folds.get(name)
     if (fold === undefined) throw new TypeError(`fold not materialized: ${name}`)
     const seq = (this.#ownSeq.get(name) ?? 0) + 1
     this.#ownSeq.set(name, seq)
     fold.apply({ origin: this.node, epoch: this.#epoch, seq, data }, this.#now())
-    if (this.#started) this.#bus.publish(this.#subjects.event(name, this.node), jsonBytes({ origin: this.node, epoch: this.#epoch, seq, data }))
+    if (!this.#started || this.#busGone) return
+    try {
+      this.#bus.publish(this.#subjects.event(name, this.node), jsonBytes({ origin: this.node, epoch: this.#epoch, seq, data }))
+    } catch {
+      // the bus refused (closing, draining): at most once, as a lost message; peers catch up
+      // through the next heartbeat's watermarks and a sync
+    }
   }
 
   /** Advertises that this node holds `hashes` (whole blobs by ref hash, or single chunks). Batched. */
@@ -300,17 +331,31 @@ export class Materializer {
   }
 
   async #close(): Promise<void> {
-    if (this.#started) this.flush()
-    clearTimeout(this.#holderTimer)
-    clearTimeout(this.#heatTimer)
-    this.#holderTimer = this.#heatTimer = undefined
+    this.#unwatchBus?.()
+    this.#unwatchBus = undefined
+    try {
+      // batched own deltas go out (not to a bus that is gone: they would be refused)
+      if (this.#started && !this.#busGone) this.#flushHolders()
+      if (this.#started && !this.#busGone) this.#flushHeat()
+    } finally {
+      clearTimeout(this.#holderTimer)
+      clearTimeout(this.#heatTimer)
+      this.#holderTimer = this.#heatTimer = undefined
+    }
     await Effect.runPromise(Fiber.interruptAll(this.#fibers.splice(0)))
-    for (const s of this.#subs.splice(0)) s.unsubscribe()
+    for (const s of this.#subs.splice(0)) {
+      try {
+        s.unsubscribe()
+      } catch {
+        // the bus is gone: so is the subscription
+      }
+    }
+    // bounded: every ping and sync page request has its timeout (a closed bus rejects at once)
     await Promise.allSettled([...this.#inflight.values(), ...this.#pings])
     this.#captures.clear()
   }
 
-  /** A supervised repeating task: an Effect fiber interrupted by close(). */
+  /** A supervised repeating task: an Effect fiber interrupted by close(), on unref'd timers. */
   #every(ms: number, task: () => void): void {
     const tick = Effect.sync(() => {
       try {
@@ -319,7 +364,7 @@ export class Materializer {
         // a failing tick must not kill the timer; the next tick retries
       }
     })
-    this.#fibers.push(Effect.runFork(Effect.flatMap(Effect.sleep(`${ms} millis`), () => Effect.repeat(tick, Schedule.spaced(`${ms} millis`)))))
+    this.#fibers.push(Effect.runFork(Effect.forever(Effect.andThen(unrefSleep(ms), tick))))
   }
 
   #queueHolder(hashHex: string, op: HoldingKind | "drop"): void {
@@ -341,8 +386,8 @@ export class Materializer {
     const remove: string[] = []
     for (const [h, op] of this.#holderBatch) (op === "drop" ? remove : op === "chunk" ? chunk : blob).push(h)
     this.#holderBatch.clear()
-    if (blob.length > 0 || remove.length > 0) this.publish("holders", { add: blob, remove })
-    if (chunk.length > 0) this.publish("holders", { add: chunk, remove: [], kind: "chunk" })
+    if (blob.length > 0 || remove.length > 0) this.#publishOwn("holders", { add: blob, remove })
+    if (chunk.length > 0) this.#publishOwn("holders", { add: chunk, remove: [], kind: "chunk" })
   }
 
   #flushHeat(): void {
@@ -351,11 +396,12 @@ export class Materializer {
     if (this.#heatBatch.size === 0) return
     const reads = [...this.#heatBatch]
     this.#heatBatch.clear()
-    this.publish("heat", { reads })
+    this.#publishOwn("heat", { reads })
   }
 
   #heartbeat(): void {
-    this.publish("nodes", {
+    if (this.#closing !== undefined) return
+    this.#publishOwn("nodes", {
       ...(this.zone === undefined ? {} : { zone: this.zone }),
       intervalMs: this.heartbeatMs,
       // the heartbeat's own seq is not a watermark anyone syncs on

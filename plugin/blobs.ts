@@ -239,12 +239,19 @@ export class Blobs implements AsyncDisposable {
     await this.store.flush()
   }
 
-  /** Idempotent; stops what the node started (never the caller's NATS connection). */
+  /**
+   * Idempotent; stops what the node started (never the caller's NATS connection). Any order
+   * with closing the connection works: a node whose connection closed first has stopped its
+   * mesh side already, and this resolves promptly (nothing waits on the dead connection).
+   */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await this.mesh?.close().catch(() => {})
-      await this.store.close()
-      this.#stopHoldingMemory()
+      try {
+        await this.mesh?.close().catch(() => {})
+        await this.store.close()
+      } finally {
+        this.#stopHoldingMemory()
+      }
     })()
     return this.#closing
   }

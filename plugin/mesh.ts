@@ -1,7 +1,7 @@
 import type { NatsConnection } from "@nats-io/nats-core"
 import { type AnyFoldDefinition, Materializer } from "../folds/index.ts"
 import { BlobRef } from "../storage/format/blob-ref.ts"
-import { NoHolderError, throwIfAborted, type DatafortsError } from "../storage/format/errors.ts"
+import { ClosedError, NoHolderError, throwIfAborted, type DatafortsError } from "../storage/format/errors.ts"
 import { toHex } from "../storage/format/hex.ts"
 import { decodeManifest, type ManifestEntry } from "../storage/format/manifest.ts"
 import type { LocalStore } from "../storage/local-store.ts"
@@ -13,7 +13,7 @@ import { ChunkOrder } from "./chunk-order.ts"
 import { SlowStart } from "./slow-start.ts"
 import { storeChunkSource } from "./chunk-source.ts"
 import { forEachBounded } from "./concurrency.ts"
-import { natsFoldBus } from "./nats-bus.ts"
+import { natsFoldBus, onConnectionClosed } from "./nats-bus.ts"
 import { borrowReceiveArena, returnReceiveArena } from "./receive-arenas.ts"
 
 /** Where a read's bytes came from. */
@@ -84,6 +84,10 @@ export class Mesh {
   readonly holderFailures: Record<string, number> = {}
   readonly #opts: Required<Omit<AttachOptions, "zone" | "nats" | "folds">> & { zone?: string }
   #closed = false
+  #closing: Promise<void> | undefined
+  /** The connection closed under this mesh (which then closed itself): reads say NO_HOLDER. */
+  #connectionClosed = false
+  readonly #unwatchConnection: () => void
 
   private constructor(
     readonly store: LocalStore,
@@ -113,15 +117,27 @@ export class Mesh {
     this.sender = startSender(nc, { node: options.node, prefix: this.#opts.prefix, source: storeChunkSource(store) })
     this.receiver = new ChunkReceiver(nc, { prefix: this.#opts.prefix })
     this.batches = serveBatches(nc, { node: options.node, prefix: this.#opts.prefix, source: storeChunkSource(store) })
+    // the caller may close its connection before (or instead of) closing the node: every
+    // timer, subscription and transfer of the mesh stops then, and reads fail NO_HOLDER
+    this.#unwatchConnection = onConnectionClosed(nc, () => {
+      this.#connectionClosed = true
+      void this.close().catch(() => {})
+    })
   }
 
   /** Starts the folds and the holder, and advertises every blob held here. */
   static async attach(store: LocalStore, options: AttachOptions): Promise<Mesh> {
+    if (options.nats.isClosed()) throw new ClosedError("NATS connection")
     const mesh = new Mesh(store, options.nats, options)
-    mesh.folds.start()
-    const held: string[] = []
-    for await (const s of store.list()) held.push(s.ref.hex)
-    if (held.length) mesh.folds.have(held, "blob")
+    try {
+      mesh.folds.start()
+      const held: string[] = []
+      for await (const s of store.list()) held.push(s.ref.hex)
+      mesh.#have(held, "blob")
+    } catch (err) {
+      await mesh.close().catch(() => {})
+      throw err
+    }
     return mesh
   }
 
@@ -135,11 +151,26 @@ export class Mesh {
   }
 
   advertise(ref: BlobRef): void {
-    if (!this.#closed) this.folds.have([ref.hex], "blob")
+    this.#have([ref.hex], "blob")
   }
 
   withdraw(ref: BlobRef): void {
-    if (!this.#closed) this.folds.drop([ref.hex])
+    this.#drop([ref.hex])
+  }
+
+  /** Adverts go out while the mesh is open; after, there is nobody to tell (a no-op). */
+  #have(hexes: string[], kind: "blob" | "chunk"): void {
+    if (!this.#closed && hexes.length > 0) this.folds.have(hexes, kind)
+  }
+
+  #drop(hexes: string[]): void {
+    if (!this.#closed && hexes.length > 0) this.folds.drop(hexes)
+  }
+
+  /** Reads from peers need an open mesh: NO_HOLDER once the connection closed, else CLOSED once closed. */
+  #checkOpen(hex: string): void {
+    if (this.#connectionClosed) throw new NoHolderError(hex, "the NATS connection is closed")
+    if (this.#closed) throw new ClosedError("mesh")
   }
 
   recordRead(ref: BlobRef): void {
@@ -165,8 +196,10 @@ export class Mesh {
   /** Waits (bounded) until some holder of the blob is known; NO_HOLDER otherwise. */
   async #awaitHolders(hex: string, signal?: AbortSignal): Promise<void> {
     const deadline = Date.now() + this.#opts.discoveryTimeoutMs
+    this.#checkOpen(hex)
     while (this.folds.nearestHolders(hex).length === 0) {
       throwIfAborted(signal)
+      this.#checkOpen(hex)
       if (Date.now() > deadline) throw new NoHolderError(hex, "no live node advertises it")
       await new Promise((r) => setTimeout(r, 25))
     }
@@ -182,8 +215,9 @@ export class Mesh {
       try {
         return await this.#fetchChunkOnce(hex, blobHex, expectedLength, spread, sources, signal, into)
       } catch (err) {
-        if (!(err instanceof NoHolderError) || Date.now() > deadline || signal.aborted || this.holdersFor(hex, blobHex).length === 0) throw err
+        if (!(err instanceof NoHolderError) || Date.now() > deadline || signal.aborted || this.#closed || this.holdersFor(hex, blobHex).length === 0) throw err
         await new Promise((r) => setTimeout(r, 100))
+        this.#checkOpen(hex)
       }
     }
   }
@@ -252,7 +286,7 @@ export class Mesh {
   /** Stores a verified chunk that arrived and advertises it (this node can serve it now). */
   async #storeReceived(hex: string, bytes: Uint8Array): Promise<void> {
     await this.store.storeVerifiedChunk(hex, bytes, { cache: false })
-    this.folds.have([hex], "chunk")
+    this.#have([hex], "chunk")
   }
 
   #release(taken: Uint8Array[]): void {
@@ -288,15 +322,14 @@ export class Mesh {
   /** A one-chunk blob that arrived: stored and committed together, then advertised. */
   async #completeChunk(ref: BlobRef, bytes: Uint8Array): Promise<void> {
     await this.store.commitFetchedChunk(ref, bytes)
-    this.folds.have([ref.hex], "blob")
+    this.#have([ref.hex], "blob")
   }
 
   /** After every chunk is here: commit, advertise the whole blob, retire chunk adverts. */
   async #complete(ref: BlobRef, manifest: Uint8Array | undefined, chunkHexes: string[]): Promise<void> {
     await this.store.commitFetched(ref, manifest)
-    this.folds.have([ref.hex], "blob")
-    const partial = chunkHexes.filter((h) => h !== ref.hex)
-    if (partial.length) this.folds.drop(partial)
+    this.#have([ref.hex], "blob")
+    this.#drop(chunkHexes.filter((h) => h !== ref.hex))
   }
 
   /**
@@ -493,7 +526,7 @@ export class Mesh {
             if (options.sources) options.sources.peers[holder] = (options.sources.peers[holder] ?? 0) + bytes.length
           }),
         )
-        this.folds.have(
+        this.#have(
           [...got.chunks.keys()].filter((h) => wanted.get(h)!.size === got.chunks.get(h)!.length),
           "blob",
         )
@@ -505,15 +538,30 @@ export class Mesh {
     return rest
   }
 
-  /** Stops folds, holder and receiver; the caller's connection stays open. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) return
+  /**
+   * Stops folds, holder and receiver; the caller's connection stays open. Idempotent (every
+   * call gets the same promise). Runs by itself when the connection closes first; prompt
+   * then too: nothing waits on a dead connection.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true
+    this.#unwatchConnection()
     try {
-      this.batches.close()
-      await this.receiver.close()
-      await this.sender.close()
-      await this.folds.close()
+      // each part stops even when one before it failed; the first failure is rethrown
+      let failed: { err: unknown } | undefined
+      for (const stop of [() => this.batches.close(), () => this.receiver.close(), () => this.sender.close(), () => this.folds.close()]) {
+        try {
+          await stop()
+        } catch (err) {
+          failed ??= { err }
+        }
+      }
+      if (failed) throw failed.err
     } finally {
       returnReceiveArena(this.#pool)
     }

@@ -42,6 +42,42 @@ export function natsFoldBus(nc: NatsConnection): CountingFoldBus {
       const msg = await nc.request(subject, data, { timeout: opts.timeoutMs })
       return msg.data
     },
+    onClose: (listener) => onConnectionClosed(nc, listener),
     activeSubscriptions: () => [...open].filter((s) => !s.isClosed()).length,
+  }
+}
+
+/** Listeners per connection: one `nc.closed()` watcher however many nodes share it. */
+const closeListeners = new WeakMap<NatsConnection, Set<() => void>>()
+
+/**
+ * Calls `listener` once `nc` has closed (`nc.closed()` resolved: `close()`, a finished
+ * `drain()`, or reconnecting given up), soon after when it already has. Returns the function
+ * that stops watching: a node that closes first leaves nothing behind on a connection that
+ * lives on (one watcher per connection, not one per node ever opened on it).
+ */
+export function onConnectionClosed(nc: NatsConnection, listener: () => void): () => void {
+  let listeners = closeListeners.get(nc)
+  if (listeners === undefined) {
+    const fresh = new Set<() => void>()
+    listeners = fresh
+    closeListeners.set(nc, fresh)
+    const fire = () => {
+      if (closeListeners.get(nc) === fresh) closeListeners.delete(nc)
+      for (const l of [...fresh]) {
+        fresh.delete(l)
+        try {
+          l()
+        } catch {
+          // one listener's failure must not keep the others from stopping
+        }
+      }
+    }
+    void nc.closed().then(fire, fire)
+  }
+  const mine = listeners
+  mine.add(listener)
+  return () => {
+    mine.delete(listener)
   }
 }

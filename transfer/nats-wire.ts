@@ -48,14 +48,15 @@ export function socketQueuedBytes(nc: NatsConnection): number {
 }
 
 /**
- * Resolves once the socket's queue is at or below `highWater` bytes, `stop()` is true, or
- * (never hanging on a 'drain' that does not come: closed socket, reconnect) 50 ms passed.
+ * Resolves once the socket's queue is at or below `highWater` bytes, `stop()` is true, or the
+ * socket or connection is gone (each wait for a 'drain' is at most 50 ms: it may never come).
  * nats.js drops `socket.write()`'s backpressure signal, so the holder watches the socket.
  */
 export async function socketDrained(nc: NatsConnection, highWater: number, stop: () => boolean): Promise<void> {
   while (!stop()) {
     const socket = protocolOf(nc)?.transport?.socket
-    if (socket === undefined || (socket.writableLength ?? 0) <= highWater) return
+    // a destroyed socket keeps its writableLength: it will never drain
+    if (socket === undefined || socket.destroyed === true || nc.isClosed() || (socket.writableLength ?? 0) <= highWater) return
     await new Promise<void>((resolve) => {
       if (socket.writableNeedDrain !== true || typeof socket.once !== "function") {
         setTimeout(resolve, 1)

@@ -137,6 +137,7 @@ export class ChunkReceiver implements AsyncDisposable {
   fetch(options: FetchChunkOptions): Promise<FetchReport> {
     if (options.signal?.aborted) return Promise.reject(new AbortedError({ cause: options.signal.reason }))
     if (this.#closed) return Promise.reject(new ClosedError("receiver"))
+    if (this.#nc.isClosed()) return Promise.reject(new ClosedError("connection"))
     if (!isHashHex(options.hash)) return Promise.reject(new ProtocolError(`not a hash: ${options.hash}`))
     if (options.prefix !== undefined && options.prefix !== this.prefix) {
       return Promise.reject(new ProtocolError(`prefix ${options.prefix} differs from the receiver's ${this.prefix}`))
@@ -153,7 +154,11 @@ export class ChunkReceiver implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    for (const f of [...this.#fetches]) f.fail(new ClosedError("receiver"))
+    this.#failAll(new ClosedError("receiver"))
+  }
+
+  #failAll(error: ClosedError): void {
+    for (const f of [...this.#fetches]) f.fail(error)
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -205,10 +210,14 @@ export class ChunkReceiver implements AsyncDisposable {
         for await (const s of status) {
           // nats.js resubscribes silently and frames sent meanwhile are gone: resume now
           if (s.type === "reconnect") for (const f of [...this.#fetches]) f.onReconnect()
+          // the connection is gone for good: no frame will come, fail now (not after the idle timeout)
+          if (s.type === "close") break
         }
       } catch {
         // iterator stopped
       }
+      // still ours: the connection ended it (closed, drained, reconnecting given up), not #releaseShared
+      if (this.#status === status) this.#failAll(new ClosedError("connection"))
     })()
     this.#sweep = setInterval(() => {
       const now = Date.now()

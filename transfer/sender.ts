@@ -194,6 +194,12 @@ class ChunkSender implements Sender {
         if (err === null) this.#onControl(msg)
       },
     })
+    // requests and credit come only on this subscription: once it ends (the connection
+    // closed or drained, or close() unsubscribed) the holder stops and drops every transfer
+    void this.#sub.closed.then(
+      () => this.close(),
+      () => this.close(),
+    )
   }
 
   stats(): SenderStats {
@@ -231,6 +237,7 @@ class ChunkSender implements Sender {
       this.#release(t, "dropped")
     }
     this.#wake?.()
+    this.#pace.stop()
     await Promise.allSettled([...this.#releasing])
   }
 

@@ -14,6 +14,9 @@
 export class ServerPace {
   #sincePing = 0
   readonly #pongs: Array<Promise<void>> = []
+  #stopped = false
+  /** Ends the writer's current wait (set while it waits). */
+  #giveUp: (() => void) | undefined
   /** Times the writer was made to wait, and for how long in all. */
   waits = 0
   waitMs = 0
@@ -47,11 +50,24 @@ export class ServerPace {
     return this.#pongs.length > max ? this.#drain(max) : undefined
   }
 
+  /**
+   * The holder closed: a writer waiting returns at once and none waits again (a closed
+   * connection may never answer its PINGs; nothing should wait out `maxWaitMs` for them).
+   */
+  stop(): void {
+    this.#stopped = true
+    this.#giveUp?.()
+  }
+
   async #drain(max: number): Promise<void> {
+    if (this.#stopped) return
     this.waits++
     const t0 = performance.now()
     let timer: ReturnType<typeof setTimeout> | undefined
-    const gaveUp = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), this.maxWaitMs)))
+    const gaveUp = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), this.maxWaitMs)
+      this.#giveUp = () => resolve("late")
+    })
     try {
       while (this.#pongs.length > max) {
         // an unanswered PING stays counted until its PONG comes or the connection goes
@@ -60,6 +76,7 @@ export class ServerPace {
       }
     } finally {
       clearTimeout(timer)
+      this.#giveUp = undefined
       this.waitMs += performance.now() - t0
     }
   }
