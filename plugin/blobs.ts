@@ -27,7 +27,7 @@ export interface BlobsOpenOptions {
   cacheBytes?: number
   /** `flush` (default): fsync at `flush()`; `always`: fsync every chunk before it becomes visible. */
   durability?: Durability
-  /** BLAKE3 backend; default native with a wasm fallback. */
+  /** BLAKE3 backend; default native, falling back to wasm, then pure JS (storage/format/hasher.ts). */
   hash?: HashBackendName
   /**
    * Opt-in, process-wide, glibc only (default false): malloc keeps freed memory while bytes
