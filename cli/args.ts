@@ -248,25 +248,9 @@ export function front(prog: ProgramSpec, argv: readonly string[]): Front {
     out(`${prog.name} ${packageVersion()}\n`)
     return { kind: "exit", code: 0 }
   }
-  if (flags.includes("--help") || flags.includes("-h") || flags[0] === "help") {
-    // the first word that names a command (option values may come before it)
-    const words = flags.filter((a) => !a.startsWith("-")).slice(flags[0] === "help" ? 1 : 0)
-    for (const [i, w] of words.entries()) {
-      if (prog.groups?.includes(w)) {
-        const named = prog.commands.find((c) => c.name === `${w} ${words[i + 1]}`)
-        out(named ? commandHelp(prog, named) : groupHelp(prog, w))
-        return { kind: "exit", code: 0 }
-      }
-      const named = prog.commands.find((c) => c.name === w)
-      if (named) {
-        out(commandHelp(prog, named))
-        return { kind: "exit", code: 0 }
-      }
-    }
-    if (flags[0] === "help" && words.length > 0) throw new UsageError(`no help for '${words.join(" ")}': not a command`)
-    out(overview(prog))
-    return { kind: "exit", code: 0 }
-  }
+  // `help [command]` asks for exactly that command; --help anywhere for the first command named
+  if (flags[0] === "help") return help(prog, flags.slice(1).filter((a) => !a.startsWith("-")), true)
+  if (flags.includes("--help") || flags.includes("-h")) return help(prog, flags.filter((a) => !a.startsWith("-")), false)
   let parsed: Parsed
   try {
     parsed = parseArgv(argv, prog.options)
@@ -275,6 +259,8 @@ export function front(prog: ProgramSpec, argv: readonly string[]): Front {
     const named = err instanceof UsageError && err.see === undefined ? prog.commands.find((c) => c.name === flags.filter((a) => !a.startsWith("-")).slice(0, c.name.split(" ").length).join(" ")) : undefined
     throw named ? new UsageError((err as Error).message, `${prog.name} help ${named.name}`) : err
   }
+  // options before the word: `net-blob --dir d help put`
+  if (parsed.positionals[0] === "help") return help(prog, parsed.positionals.slice(1), true)
   if (parsed.positionals.length === 0) {
     // like git: the overview, on stderr, and a usage exit
     process.stderr.write(overview(prog))
@@ -283,4 +269,29 @@ export function front(prog: ProgramSpec, argv: readonly string[]): Front {
   const found = findCommand(prog, parsed.positionals)!
   checkCommand(prog, found.cmd, found.args, parsed.given)
   return { kind: "run", cmd: found.cmd, args: found.args, values: parsed.values }
+}
+
+/**
+ * Prints the help the words name: a command's, a group's, else the overview. `exact`: the
+ * words must name a command (`help frobnicate` is a usage error); otherwise the first word
+ * that names one counts (option values may come before it).
+ */
+function help(prog: ProgramSpec, words: readonly string[], exact: boolean): Front {
+  const out = (text: string) => process.stdout.write(text)
+  for (const [i, w] of (exact ? words.slice(0, 1) : words).entries()) {
+    if (prog.groups?.includes(w)) {
+      const named = prog.commands.find((c) => c.name === `${w} ${words[i + 1]}`)
+      if (!named && exact && words[i + 1] !== undefined) break
+      out(named ? commandHelp(prog, named) : groupHelp(prog, w))
+      return { kind: "exit", code: 0 }
+    }
+    const named = prog.commands.find((c) => c.name === w)
+    if (named) {
+      out(commandHelp(prog, named))
+      return { kind: "exit", code: 0 }
+    }
+  }
+  if (exact && words.length > 0) throw new UsageError(`no help for '${words.join(" ")}': not a command`)
+  out(overview(prog))
+  return { kind: "exit", code: 0 }
 }
