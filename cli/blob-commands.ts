@@ -3,8 +3,9 @@
  * where the store, and with it classic-level and Effect, comes in).
  */
 import { stat as fsStat } from "node:fs/promises"
+import { dirname } from "node:path"
 import { Blobs, BlobRef, type BlobStat, fetchDir, storeDir } from "../plugin/index.ts"
-import { EXIT, NoSuchFileError, UsageError } from "./exit-codes.ts"
+import { EXIT, NoSuchFileError, UsageError, watchBrokenPipe } from "./exit-codes.ts"
 import { formatBytes, ProgressBar } from "./progress-bar.ts"
 
 /** One checked command line. */
@@ -22,31 +23,40 @@ export interface BlobCommand {
 
 export async function runBlobCommand(c: BlobCommand): Promise<number> {
   // a missing input is told apart from a missing blob, before any store is opened (or made)
-  const input = c.cmd === "put" && c.arg !== "-" ? await statInput(c.arg!) : undefined
+  const input = c.cmd === "put" && c.arg !== "-" ? await statInput(c.arg!, "no such input file") : undefined
+  // the same for the folder a file goes to (a tree's folder is made: fetchDir creates parents)
+  if (c.cmd === "get" && c.out !== undefined && BlobRef.parse(c.arg!).kind !== "dir") await statInput(dirname(c.out), "no such folder for --out")
   // a CLI process exists to move bytes: it opts in to holding freed memory (plugin/allocator.ts)
   const blobs = await Blobs.open({ dir: c.dir, tuneMalloc: true })
   const ctrl = new AbortController()
   const stop = () => ctrl.abort(new Error("interrupted"))
   process.once("SIGINT", stop)
+  const brokenPipe = watchBrokenPipe(() => ctrl.abort(new Error("stdout closed")))
   try {
     return await run(blobs, c, input, ctrl.signal)
+  } catch (err) {
+    if (brokenPipe()) return EXIT.OK
+    throw err
   } finally {
     process.off("SIGINT", stop)
     await blobs.close()
   }
 }
 
-async function statInput(path: string): Promise<{ isDirectory(): boolean }> {
+async function statInput(path: string, what: string): Promise<{ isDirectory(): boolean }> {
   try {
     return await fsStat(path)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new NoSuchFileError(path, "no such input file")
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new NoSuchFileError(path, what)
     throw err
   }
 }
 
 async function run(blobs: Blobs, c: BlobCommand, input: { isDirectory(): boolean } | undefined, signal: AbortSignal): Promise<number> {
-  const print = (text: string, obj: unknown) => process.stdout.write(c.json ? `${JSON.stringify(obj)}\n` : `${text}\n`)
+  const print = (text: string, obj: unknown) => {
+    // after a broken pipe nothing more is written (the command is being stopped)
+    if (!signal.aborted) process.stdout.write(c.json ? `${JSON.stringify(obj)}\n` : `${text}\n`)
+  }
   const tags = Object.keys(c.tags).length > 0 ? { tags: { ...c.tags } } : {}
   switch (c.cmd) {
     case "put": {
@@ -69,7 +79,7 @@ async function run(blobs: Blobs, c: BlobCommand, input: { isDirectory(): boolean
         await blobs.getToFile(ref, c.out, { signal, onProgress: bar.update })
       } else {
         for await (const part of blobs.read(ref, { signal })) {
-          if (!process.stdout.write(part)) await new Promise((r) => process.stdout.once("drain", r))
+          if (!process.stdout.write(part)) await drained(signal)
         }
         return EXIT.OK
       }
@@ -88,6 +98,7 @@ async function run(blobs: Blobs, c: BlobCommand, input: { isDirectory(): boolean
       const rows: string[][] = []
       const now = Date.now()
       for await (const s of blobs.list(first ? { tag: `${first[0]}=${first[1]}` } : {})) {
+        if (signal.aborted) break
         if (!want.every(([k, v]) => s.tags[k] === v)) continue
         if (s.child && !c.all) continue
         if (c.json) print("", statJson(s))
@@ -107,6 +118,19 @@ async function run(blobs: Blobs, c: BlobCommand, input: { isDirectory(): boolean
     }
   }
   throw new UsageError(`unknown command '${c.cmd}'`)
+}
+
+/** Resolves when stdout drains, or when the command is stopped (a closed pipe never drains). */
+function drained(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      process.stdout.off("drain", done)
+      signal.removeEventListener("abort", done)
+      resolve()
+    }
+    process.stdout.once("drain", done)
+    signal.addEventListener("abort", done, { once: true })
+  })
 }
 
 const tagText = (tags: Readonly<Record<string, string>>) => Object.entries(tags).map(([k, v]) => `${k}=${v}`).join(",") || "-"

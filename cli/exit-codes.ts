@@ -42,6 +42,21 @@ export class NoSuchFileError extends Error {
   }
 }
 
+/**
+ * `net-blob get ref | head -c 10`: once the reader closes the pipe, stdout fails with EPIPE.
+ * That is the reader's choice, not an error: `stop` is called (the command aborts and closes
+ * its store cleanly) and the returned function then tells the caller to exit 0 quietly.
+ */
+export function watchBrokenPipe(stop: () => void): () => boolean {
+  let broken = false
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE") throw err
+    broken = true
+    stop()
+  })
+  return () => broken
+}
+
 /** Prints a clear one-line message for an error and returns its exit code. */
 export function reportError(err: unknown, json: boolean, prog = "net-blob"): number {
   const line = (code: string, message: string) =>

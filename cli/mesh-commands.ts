@@ -3,7 +3,7 @@
  * the store come in here). Each run opens a session (a node of its own), runs one command, closes.
  */
 import { stat } from "node:fs/promises"
-import { EXIT, NoSuchFileError, reportError } from "./exit-codes.ts"
+import { EXIT, NoSuchFileError, reportError, watchBrokenPipe } from "./exit-codes.ts"
 import { listHolders, listNodes } from "./mesh-info.ts"
 import { openSession, type Session, type SessionOptions } from "./mesh-session.ts"
 import { recvBlob, recvDir, sendBlob, sendDir, type TransferContext } from "./mesh-transfer.ts"
@@ -46,6 +46,7 @@ export async function runMeshCommand(c: MeshCommand): Promise<number> {
   const stop = () => ctrl.abort(new Error("interrupted"))
   process.once("SIGINT", stop)
   process.once("SIGTERM", stop)
+  const brokenPipe = watchBrokenPipe(stop)
   let session: Session | undefined
   try {
     const run = command(c)
@@ -71,6 +72,7 @@ export async function runMeshCommand(c: MeshCommand): Promise<number> {
     await run(session, { ...ctx, waitMs: c.waitMs ?? 2500 })
     return EXIT.OK
   } catch (err) {
+    if (brokenPipe()) return EXIT.OK
     return reportError(err, c.json, "net-mesh")
   } finally {
     process.off("SIGINT", stop)

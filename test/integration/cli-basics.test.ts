@@ -140,13 +140,14 @@ describe("net-blob and net-mesh basics", () => {
   it("a missing input file (18) is told apart from a missing blob (4), each in one line", async () => {
     const dir = await work()
     const store = join(dir, "store")
-    const [put, send, stat, get] = await Promise.all([
+    const [put, out, send, stat, get] = await Promise.all([
       run(NET_BLOB, ["put", join(dir, "nope.bin"), "--dir", store]),
+      run(NET_BLOB, ["get", UNKNOWN_REF, "--out", join(dir, "no-such-folder", "x"), "--dir", join(dir, "store1")]),
       run(NET_MESH, ["transfer", "send-blob", join(dir, "nope.bin"), "--server", "nats://127.0.0.1:1"]),
       run(NET_BLOB, ["stat", UNKNOWN_REF, "--dir", join(dir, "store2")]),
       run(NET_BLOB, ["get", UNKNOWN_REF, "--dir", join(dir, "store3")]),
     ])
-    for (const [r, what] of [[put, "put"], [send, "send-blob"]] as const) {
+    for (const [r, what] of [[put, "put"], [out, "get --out"], [send, "send-blob"]] as const) {
       expect(r.code, r.stderr).toBe(18)
       expectOneLine(r, what)
     }
@@ -206,6 +207,24 @@ describe("net-blob and net-mesh basics", () => {
     const after = await run(NET_BLOB, ["ls", "--json", ...base])
     expect(jsonLines(after.stdout).map((s) => s.ref)).toContain(promoted.stdout.trim())
     expect(jsonLines(after.stdout)).toHaveLength(4)
+  })
+
+  it("a reader that closes the pipe early (get | head) ends the command quietly with exit 0", async () => {
+    const dir = await work()
+    const store = join(dir, "store")
+    const file = join(dir, "big.bin")
+    await writeFile(file, Buffer.alloc(24 << 20, 7))
+    const put = await run(NET_BLOB, ["put", file, "--dir", store, "-q"])
+    expect(put.code, put.stderr).toBe(0)
+    const proc = spawn(process.execPath, [NET_BLOB, "get", put.stdout.trim(), "--dir", store], { cwd: ROOT, env: ENV, stdio: ["ignore", "pipe", "pipe"] })
+    let stderr = ""
+    proc.stderr!.on("data", (d: Buffer) => (stderr += d))
+    proc.stdout!.once("data", () => proc.stdout!.destroy())
+    const code = await new Promise<number | null>((resolve) => proc.once("close", resolve))
+    expect(code, stderr).toBe(0)
+    expect(stderr).toBe("")
+    // and the store was closed cleanly: it opens at once
+    expect((await run(NET_BLOB, ["ls", "--dir", store])).code).toBe(0)
   })
 
   it("a store held by another process exits 17 with one line naming the holder's pid; it opens again once the holder closes", async () => {
