@@ -1,22 +1,18 @@
 import { existsSync } from "node:fs"
 import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
+import { type NativePart, nativeDisabled } from "../storage/format/native-switch.ts"
 
 const require = createRequire(import.meta.url)
 
 /** Our optional C helpers (native/<name>): each has a tested fallback when it is absent. */
-export type AddonName = "rename-exchange" | "malloc-tune"
+export type AddonName = Exclude<NativePart, "blake-hash">
 
 const FILES: Record<AddonName, string> = { "rename-exchange": "rename_exchange.node", "malloc-tune": "malloc_tune.node" }
 
-/**
- * `DATAFORTS_NO_NATIVE=1` (or `all`) turns every addon off; a comma list (`rename-exchange,malloc-tune`)
- * turns those off. For operators who want none of them, and for the tests that force each fallback.
- */
-export function addonDisabled(name: AddonName, env: string | undefined = process.env.DATAFORTS_NO_NATIVE): boolean {
-  if (env === undefined || env === "" || env === "0") return false
-  if (env === "1" || env === "all") return true
-  return env.split(",").map((s) => s.trim()).includes(name)
+/** Whether `DATAFORTS_NO_NATIVE` turns this addon off (storage/format/native-switch.ts). */
+export function addonDisabled(name: AddonName, value?: string): boolean {
+  return nativeDisabled(name, ...(value === undefined ? [] : [value]))
 }
 
 /**

@@ -13,6 +13,8 @@
  * hashers are async to create, so the wasm backend multiplexes one instance with
  * `save()`/`load()` of the ~2 KB state per update (negligible at ≥ 64 KiB updates).
  */
+import { type NativePart, nativeDisabled } from "./native-switch.ts"
+
 export interface Hasher {
   update(bytes: Uint8Array): Hasher
   /** The 32-byte digest; the hasher must not be used afterwards. */
@@ -29,13 +31,11 @@ export interface HashBackend {
 export type HashBackendName = HashBackend["name"]
 
 /** The name `DATAFORTS_NO_NATIVE` knows the native hash binding by. */
-export const NATIVE_HASH_PART = "blake-hash"
+export const NATIVE_HASH_PART: NativePart = "blake-hash"
 
-/** Whether `DATAFORTS_NO_NATIVE` (read from the environment where there is one) turns the native hash off; same rules as plugin/native-addon.ts. */
-export function nativeHashDisabled(env: string | undefined = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.DATAFORTS_NO_NATIVE): boolean {
-  if (env === undefined || env === "" || env === "0") return false
-  if (env === "1" || env === "all") return true
-  return env.split(",").map((s) => s.trim()).includes(NATIVE_HASH_PART)
+/** Whether `DATAFORTS_NO_NATIVE` turns the native hash off (storage/format/native-switch.ts). */
+export function nativeHashDisabled(value?: string): boolean {
+  return nativeDisabled(NATIVE_HASH_PART, ...(value === undefined ? [] : [value]))
 }
 
 async function nativeBackend(): Promise<HashBackend> {
