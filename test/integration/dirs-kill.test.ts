@@ -7,6 +7,7 @@ import { recoverDest } from "../../plugin/dir-swap.ts"
 import { Blobs, fetchDir, storeDir } from "../../plugin/index.ts"
 import { seededBytes } from "../support/bytes.ts"
 import { spawnTs } from "../support/child.ts"
+import { seededRandom } from "../support/random.ts"
 import { tempDir } from "../support/temp.ts"
 import { describeTree, makeTree } from "../support/tree.ts"
 
@@ -39,18 +40,6 @@ async function twoTrees(root: string) {
   await fetchDir(blobs, refs[0]!, dest)
   await blobs.close()
   return { store, refs, shapes, work, dest }
-}
-
-/** mulberry32: a small seeded PRNG in [0, 1), so a failing schedule of kills replays. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 describe("fetchDir killed at random moments (SIGKILL, child process)", () => {

@@ -1,18 +1,7 @@
 import { Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { defineFold, type FoldEvent, holdersFold, type HoldersDelta } from "../../folds/index.ts"
-
-/** Small seeded PRNG (mulberry32), so generated logs reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { seededRandom as rng } from "../support/random.ts"
 
 const hashPool = (n: number, seed: number) => {
   const r = rng(seed)
