@@ -29,6 +29,8 @@ export const LINK_MAX_BYTES = 4096
  * duplicates: one encoding per directory, so identical subtrees have identical refs.
  */
 export const DIR_MAGIC = new TextEncoder().encode("DFDIR\x01\n\0")
+/** The mode bits a manifest keeps: permissions, setuid/setgid, sticky. */
+const MODE_MASK = 0o7777
 const KIND = { file: 0, dir: 1, symlink: 2 } as const
 const KINDS = ["file", "dir", "symlink"] as const
 
@@ -75,7 +77,7 @@ export function encodeDirManifest(manifest: DirManifest): Uint8Array {
   let off = DIR_MAGIC.length + 4
   for (const { e, name, target } of rows) {
     out[off] = KIND[e.kind]
-    view.setUint16(off + 1, e.mode & 0o7777)
+    view.setUint16(off + 1, e.mode & MODE_MASK)
     view.setUint16(off + 3, name.length)
     out.set(name, off + 5)
     off += 5 + name.length
@@ -115,6 +117,8 @@ export function decodeDirManifest(bytes: Uint8Array): DirManifest {
     need(5)
     const kind = KINDS[bytes[off]!] ?? fail(`unknown kind ${bytes[off]}`)
     const mode = view.getUint16(off + 1)
+    // the encoder writes permission bits only: anything else would give one tree two refs
+    if (mode > MODE_MASK) fail(`mode ${mode.toString(8)} has bits outside 0o7777`)
     const nameLen = view.getUint16(off + 3)
     off += 5
     need(nameLen)

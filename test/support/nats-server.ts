@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtemp, readFile, rm } from "node:fs/promises"
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
@@ -17,6 +17,13 @@ export interface NatsServerOptions {
   /** Join a cluster: listen for routes on an OS-assigned port and dial these routes. */
   cluster?: { name: string; routes?: string[] }
   timeoutMs?: number
+  /** Listen on this client port instead of an OS-assigned one (a restart on the same port). */
+  port?: number
+  /**
+   * Extra nats-server config text (users and permissions, tls, max_payload…), written to a
+   * file in the server's temp dir and passed with `-c`; command-line flags still win.
+   */
+  config?: string
 }
 
 /**
@@ -38,7 +45,12 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
 
 async function startOnce(opts: NatsServerOptions): Promise<NatsServerHandle> {
   const dir = await mkdtemp(join(tmpdir(), "df-nats-"))
-  const args = ["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir", dir]
+  const args = ["-a", "127.0.0.1", "-p", String(opts.port ?? -1), "--ports_file_dir", dir]
+  if (opts.config !== undefined) {
+    const file = join(dir, "server.conf")
+    await writeFile(file, opts.config)
+    args.push("-c", file)
+  }
   if (opts.jetstream) args.push("-js", "-sd", join(dir, "js"))
   let clusterPort: number | undefined
   if (opts.cluster) {
