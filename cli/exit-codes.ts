@@ -26,6 +26,8 @@ export const EXIT: Record<ErrorCode | "OK" | "USAGE" | "INTERNAL" | "NO_SERVER" 
   LOCKED: 17,
   /** A file or folder named on the command line does not exist (the input of put, the folder of --out). */
   NO_SUCH_FILE: 18,
+  /** The NATS server denies a subject this command needs (PermissionError). */
+  PERMISSION: 19,
 }
 
 /** A mistake on the command line: one line on stderr, exit 2. `see` is where the help is. */

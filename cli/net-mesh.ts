@@ -9,6 +9,7 @@
  *   net-mesh transfer recv-dir <ref> --out <dir>
  *   net-mesh nodes                                  live nodes with zone and RTT
  *   net-mesh holders <ref>                          nodes holding a ref, nearest first
+ *   net-mesh auth-config --node <id>                the nats-server permissions a node needs
  * Options: --server (NATS_URL, default nats://127.0.0.1:4222), --node (default
  * <hostname>-<pid>), --dir (DATAFORTS_DIR, default a temp store removed on exit), --prefix,
  * --zone, --wait <ms>, --json, --quiet. Exit codes as net-blob (cli/exit-codes.ts), and 16
@@ -32,7 +33,7 @@ const NET_MESH: ProgramSpec = {
   name: "net-mesh",
   summary: "Move Dataforts blobs and trees between nodes over NATS, and look at the mesh. Each run is a node\nof its own (--node) with a store (--dir, or a temp one).",
   exitCodes:
-    "0 ok, 1 internal, 2 usage, 3 bad ref, 4 not found, 5 integrity, 6 too large, 7 bad manifest, 8 unsafe path, 9 no holder, 10 timeout, 11 aborted, 13 storage, 14 disk full, 15 protocol, 16 NATS unreachable, 17 store in use, 18 no such file (docs/OPERATIONS.md)",
+    "0 ok, 1 internal, 2 usage, 3 bad ref, 4 not found, 5 integrity, 6 too large, 7 bad manifest, 8 unsafe path, 9 no holder, 10 timeout, 11 aborted, 13 storage, 14 disk full, 15 protocol, 16 NATS unreachable, 17 store in use, 18 no such file, 19 permission denied by the NATS server (docs/OPERATIONS.md)",
   groups: ["transfer"],
   options: {
     server: { type: "string", short: "s", value: "<url>", help: "the NATS server (default: $NATS_URL, else nats://127.0.0.1:4222)" },
@@ -44,6 +45,10 @@ const NET_MESH: ProgramSpec = {
     wait: { type: "string", value: "<ms>", help: "how long to wait for holders to be known (default 2500)" },
     json: { type: "boolean", help: "machine-readable output: one JSON object per line" },
     quiet: { type: "boolean", short: "q", help: "no progress bar" },
+    user: { type: "string", value: "<name>", help: "the NATS user name (default: the node id; observer for an observer)" },
+    role: { type: "string", value: "<role>", help: "node (stores, serves, reads), reader (reads only, speaks for no one) or observer (watches the folds); default node" },
+    "password-env": { type: "string", value: "<VAR>", help: "the environment variable nats-server reads the password from (default DATAFORTS_PASSWORD_<USER>)" },
+    "inbox-prefix": { type: "string", value: "<p>", help: "the connection's nats.js inboxPrefix, when it is not _INBOX" },
   },
   commands: [
     {
@@ -112,6 +117,18 @@ const NET_MESH: ProgramSpec = {
       env: ENV,
       examples: ["net-mesh holders df1-manifest-…"],
     },
+    {
+      name: "auth-config",
+      args: "",
+      required: 0,
+      summary: "print the nats-server permissions one user needs",
+      description:
+        "Prints a nats-server 'authorization { users = [...] }' block for one user: the exact subjects its\nrole may publish and subscribe to, binding a node's fold facts and request subjects to its own\nuser (docs/OPERATIONS.md, NATS permissions). The password is an environment variable reference\nthe server resolves at start. --json prints the permissions instead. Needs no server or store.",
+      options: ["node", "user", "role", "prefix", "password-env", "inbox-prefix", "json"],
+      optionHelp: { node: "the node id the user runs (required for node and reader)" },
+      env: [],
+      examples: ["net-mesh auth-config --node build-7 >> nats-server.conf", "net-mesh auth-config --role observer --user grafana --password-env GRAFANA_NATS_PASSWORD", "net-mesh auth-config --node build-7 --role reader --json"],
+    },
   ],
 }
 
@@ -129,6 +146,11 @@ async function main(argv: string[]): Promise<number> {
     if (waitMs !== undefined && !(waitMs >= 0)) throw new UsageError(`--wait takes milliseconds, got '${waitText}'`, see)
     const node = values.node as string | undefined
     if (node !== undefined && !/^[A-Za-z0-9_-]{1,128}$/.test(node)) throw new UsageError(`--node must match [A-Za-z0-9_-]{1,128}: ${node}`, see)
+    if (cmd.name === "auth-config") {
+      const { runAuthConfig } = await import("./mesh-auth.ts")
+      const str = (k: string) => values[k] as string | undefined
+      return runAuthConfig({ node, user: str("user"), role: str("role"), prefix: str("prefix"), passwordEnv: str("password-env"), inboxPrefix: str("inbox-prefix"), json }, see)
+    }
     const { runMeshCommand } = await import("./mesh-commands.ts")
     return await runMeshCommand({
       cmd: cmd.name,

@@ -22,6 +22,7 @@ export {
   IntegrityError,
   NoHolderError,
   NotFoundError,
+  PermissionError,
   ProtocolError,
   StorageError,
   StoreLockedError,

@@ -1,11 +1,12 @@
 import type { NatsConnection } from "@nats-io/nats-core"
 import { type AnyFoldDefinition, Materializer } from "../folds/index.ts"
 import { BlobRef } from "../storage/format/blob-ref.ts"
-import { ClosedError, NoHolderError, throwIfAborted, type DatafortsError } from "../storage/format/errors.ts"
+import { ClosedError, NoHolderError, PermissionError, throwIfAborted, type DatafortsError } from "../storage/format/errors.ts"
 import { toHex } from "../storage/format/hex.ts"
 import { decodeManifest, type ManifestEntry } from "../storage/format/manifest.ts"
 import type { LocalStore } from "../storage/local-store.ts"
-import { BATCH_CHUNK_MAX_BYTES, ChunkReceiver, fetchBatch, type Sender, serveBatches, startSender } from "../transfer/index.ts"
+import { BATCH_CHUNK_MAX_BYTES, batchSubject, ChunkReceiver, fetchBatch, type Sender, serveBatches, startSender } from "../transfer/index.ts"
+import type { Denial } from "../transfer/nats-denials.ts"
 import { ownedCopy } from "./buffer-pool.ts"
 import { BackgroundStores } from "./background-stores.ts"
 import { ByteBudget } from "./byte-budget.ts"
@@ -13,7 +14,7 @@ import { ChunkOrder } from "./chunk-order.ts"
 import { SlowStart } from "./slow-start.ts"
 import { storeChunkSource } from "./chunk-source.ts"
 import { forEachBounded } from "./concurrency.ts"
-import { natsFoldBus, onConnectionClosed } from "./nats-bus.ts"
+import { type CountingFoldBus, natsFoldBus, onConnectionClosed, watchDenials } from "./nats-bus.ts"
 import { borrowReceiveArena, returnReceiveArena } from "./receive-arenas.ts"
 
 /** Where a read's bytes came from. */
@@ -73,6 +74,8 @@ const BACKGROUND_WRITES = 4
  */
 export class Mesh {
   readonly folds: Materializer
+  /** The folds' bus: its `publishesDenied()` counts fold facts the server refused. */
+  readonly bus: CountingFoldBus
   readonly sender: Sender
   readonly receiver: ChunkReceiver
   readonly batches: { served(): number; close(): void }
@@ -106,8 +109,9 @@ export class Mesh {
       ...(options.zone === undefined ? {} : { zone: options.zone }),
     }
     this.#budget = new ByteBudget(this.#opts.nodeBudgetBytes)
+    this.bus = natsFoldBus(nc)
     this.folds = new Materializer({
-      bus: natsFoldBus(nc),
+      bus: this.bus,
       node: options.node,
       prefix: this.#opts.prefix,
       heartbeatMs: this.#opts.heartbeatMs,
@@ -128,17 +132,38 @@ export class Mesh {
   /** Starts the folds and the holder, and advertises every blob held here. */
   static async attach(store: LocalStore, options: AttachOptions): Promise<Mesh> {
     if (options.nats.isClosed()) throw new ClosedError("NATS connection")
-    const mesh = new Mesh(store, options.nats, options)
+    // refusals of our subscriptions come back as statuses, after the SUBs: watch from before
+    const denials: Denial[] = []
+    const unwatch = watchDenials(options.nats, (d) => denials.push(d))
+    let mesh: Mesh | undefined
     try {
+      mesh = new Mesh(store, options.nats, options)
       mesh.folds.start()
+      await mesh.#checkSubscriptions(denials)
       const held: string[] = []
       for await (const s of store.list()) held.push(s.ref.hex)
       mesh.#have(held, "blob")
     } catch (err) {
-      await mesh.close().catch(() => {})
+      await mesh?.close().catch(() => {})
       throw err
+    } finally {
+      unwatch()
     }
     return mesh
+  }
+
+  /**
+   * PERMISSION when the server refused any subscription this node needs: one round trip
+   * (the server answers SUBs in order, so its -ERRs come before the PONG), then a turn of
+   * the event loop for nats.js to report them. A node that half-works (serving nothing,
+   * hearing no one) would be worse than one that does not start.
+   */
+  async #checkSubscriptions(denials: Denial[]): Promise<void> {
+    await this.nc.flush()
+    await new Promise((r) => setTimeout(r, 0))
+    const ours = new Set([...this.bus.subscribedSubjects(), this.sender.subject, batchSubject(this.#opts.prefix, this.#opts.node)])
+    const refused = denials.find((d) => d.operation === "subscribe" && ours.has(d.subject))
+    if (refused !== undefined) throw new PermissionError("subscribe", refused.subject)
   }
 
   /** Bytes of chunks this node's reads hold right now (in flight, handed out, or being written); at most `nodeBudgetBytes` (but one). */
@@ -551,6 +576,7 @@ export class Mesh {
   async #close(): Promise<void> {
     this.#closed = true
     this.#unwatchConnection()
+    this.bus.dispose()
     try {
       // each part stops even when one before it failed; the first failure is rethrown
       let failed: { err: unknown } | undefined

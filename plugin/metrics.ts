@@ -65,6 +65,7 @@ const DEFS: Def[] = [
     const s = m(b)?.folds.stats
     return [{ labels: { outcome: "applied" }, value: s?.applied ?? 0 }, { labels: { outcome: "malformed" }, value: s?.malformed ?? 0 }, { labels: { outcome: "gap" }, value: s?.gaps ?? 0 }]
   } },
+  { name: "dataforts_fold_publishes_denied_total", help: "Own fold facts not sent because the NATS server denies their subject (refused, or held back after a refusal)", kind: "counter", read: (b) => m(b)?.bus.publishesDenied() ?? 0 },
   { name: "dataforts_fold_syncs_total", help: "Origin snapshots restored (late joins and gaps)", kind: "counter", read: (b) => m(b)?.folds.stats.syncs ?? 0 },
   { name: "dataforts_malloc_tuned", help: "1 when malloc holds freed memory while bytes move (process-wide, glibc)", kind: "gauge", read: () => (allocatorStats.tuned ? 1 : 0) },
   { name: "dataforts_malloc_trims_total", help: "Times freed heap memory was given back after the process went quiet (process-wide)", kind: "counter", read: () => allocatorStats.trims },

@@ -1,24 +1,53 @@
 import type { NatsConnection, Subscription } from "@nats-io/nats-core"
 import type { FoldBus } from "../folds/bus.ts"
+import { type Denial, denialOf } from "../transfer/nats-denials.ts"
 
 /** A FoldBus that also reports how many subscriptions it holds open (leak checks, metrics). */
 export interface CountingFoldBus extends FoldBus {
   activeSubscriptions(): number
+  /** Every subject this bus subscribed to (what Mesh.attach checks against the server's refusals). */
+  subscribedSubjects(): string[]
+  /**
+   * Fold facts that did not go out because the server denies their subject: each refusal
+   * the server sent, plus each publish held back after one (asking again every heartbeat
+   * would only fill the server's log; a node restarted after a permission change asks again).
+   */
+  publishesDenied(): number
+  /** Stops watching the connection's status (the mesh closed). Idempotent. */
+  dispose(): void
 }
 
 /**
  * Adapts a nats.js v3 connection to the folds' bus port, so folds/ never imports NATS.
  * Subscriptions opened here are the folds' own; the caller's connection stays theirs.
+ * A publish the server refuses is counted and its subject is not tried again (see
+ * `publishesDenied`); the node keeps running: facts are at most once anyway.
  */
 export function natsFoldBus(nc: NatsConnection): CountingFoldBus {
   const open = new Set<Subscription>()
+  const subscribed = new Set<string>()
+  const published = new Set<string>()
+  const refused = new Set<string>()
+  let denied = 0
+  const unwatch = watchDenials(nc, (d) => {
+    if (d.operation !== "publish" || !published.has(d.subject)) return
+    denied++
+    refused.add(d.subject)
+  })
   return {
     publish(subject, data) {
+      if (refused.has(subject)) {
+        denied++
+        return
+      }
+      published.add(subject)
       nc.publish(subject, data)
     },
     subscribe(subject, onMessage) {
+      subscribed.add(subject)
       const sub = nc.subscribe(subject, {
         callback: (err, msg) => {
+          // err: the server refused this subscription (it is over); Mesh.attach reports it
           if (err !== null) return
           onMessage({
             subject: msg.subject,
@@ -44,6 +73,47 @@ export function natsFoldBus(nc: NatsConnection): CountingFoldBus {
     },
     onClose: (listener) => onConnectionClosed(nc, listener),
     activeSubscriptions: () => [...open].filter((s) => !s.isClosed()).length,
+    subscribedSubjects: () => [...subscribed],
+    publishesDenied: () => denied,
+    dispose: unwatch,
+  }
+}
+
+/** Refusal watchers per connection: one `nc.status()` iterator however many nodes share it. */
+const denialWatchers = new WeakMap<NatsConnection, { listeners: Set<(d: Denial) => void>; stop(): void }>()
+
+/**
+ * Calls `listener` for every subscribe or publish the server refuses on `nc` from now on
+ * (nats.js reports them only as `error` statuses). Returns the function that stops
+ * watching (idempotent); the connection's status iterator stops with its last listener.
+ */
+export function watchDenials(nc: NatsConnection, listener: (d: Denial) => void): () => void {
+  let watcher = denialWatchers.get(nc)
+  if (watcher === undefined) {
+    // nats.js returns a QueuedIterator: stop() ends the loop below
+    const status = nc.status() as AsyncIterable<unknown> & { stop(): void }
+    const fresh = { listeners: new Set<(d: Denial) => void>(), stop: () => status.stop() }
+    watcher = fresh
+    denialWatchers.set(nc, fresh)
+    void (async () => {
+      try {
+        for await (const s of status) {
+          const d = denialOf(s)
+          if (d !== undefined) for (const l of [...fresh.listeners]) l(d)
+        }
+      } catch {
+        // iterator stopped
+      } finally {
+        if (denialWatchers.get(nc) === fresh) denialWatchers.delete(nc)
+      }
+    })()
+  }
+  const mine = watcher
+  mine.listeners.add(listener)
+  return () => {
+    if (!mine.listeners.delete(listener) || mine.listeners.size > 0) return
+    if (denialWatchers.get(nc) === mine) denialWatchers.delete(nc)
+    mine.stop()
   }
 }
 

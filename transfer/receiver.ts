@@ -23,6 +23,7 @@ import { fromHex, isHashHex, toHex } from "../storage/format/hex.ts"
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_PREFIX, DEFAULT_WINDOW_BYTES } from "./constants.ts"
 import { FrameType, decodeHolderFrame, encodeCancel, encodeCredit, encodeReq, errorFromErr } from "./frames.ts"
 import { attemptSubject, holderSubject, receiverWildcard } from "./subjects.ts"
+import { denialOf, permissionError } from "./nats-denials.ts"
 import { CreditWindow, Reassembly } from "./window.ts"
 
 export interface FetchChunkOptions {
@@ -210,6 +211,12 @@ export class ChunkReceiver implements AsyncDisposable {
         for await (const s of status) {
           // nats.js resubscribes silently and frames sent meanwhile are gone: resume now
           if (s.type === "reconnect") for (const f of [...this.#fetches]) f.onReconnect()
+          // the server refused our data subscription or a REQ/CREDIT to a holder: nothing
+          // would ever arrive, so fail now with PERMISSION instead of after idle timeouts
+          const denied = denialOf(s)
+          if (denied !== undefined && (denied.subject === receiverWildcard(this.prefix, this.#id) || (denied.operation === "publish" && denied.subject.startsWith(`${this.prefix}.xfer.`)))) {
+            for (const f of [...this.#fetches]) f.fail(permissionError(denied))
+          }
           // the connection is gone for good: no frame will come, fail now (not after the idle timeout)
           if (s.type === "close") break
         }

@@ -17,6 +17,7 @@ export type ErrorCode =
   | "DISK_FULL"
   | "PROTOCOL"
   | "LOCKED"
+  | "PERMISSION"
 
 /** Base class: `code` is the contract, `cause` keeps the original error for logs. */
 export abstract class DatafortsError extends Error {
@@ -156,6 +157,19 @@ export class StoreLockedError extends DatafortsError {
   readonly _tag = "StoreLockedError" as const
   constructor(readonly dir: string, readonly pid: number | undefined, options?: { cause?: unknown }) {
     super(`store ${dir} is in use by ${pid === undefined ? "another process" : `process ${pid}`}`, options)
+  }
+}
+
+/**
+ * The NATS server refused this user a subscription or a publish Dataforts needs (subject
+ * permissions, docs/OPERATIONS.md "NATS permissions"). `operation` says which; `subject` is
+ * the subject the server named.
+ */
+export class PermissionError extends DatafortsError {
+  readonly code = "PERMISSION" as const
+  readonly _tag = "PermissionError" as const
+  constructor(readonly operation: "subscribe" | "publish", readonly subject: string, options?: { cause?: unknown }) {
+    super(`the NATS server denies ${operation} to ${JSON.stringify(subject)} for this user`, options)
   }
 }
 

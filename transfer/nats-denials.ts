@@ -1,0 +1,28 @@
+/**
+ * What a NATS server's permission refusals look like through nats.js v3: the server answers
+ * a denied SUB or PUB with `-ERR 'Permissions Violation for Subscription|Publish to "…"'`;
+ * nats.js turns it into a `PermissionViolationError` and reports it as an `error` status
+ * (and, for a subscription, ends it). It never fails the publish call itself, so whoever
+ * needs to know watches the status. Duck-typed: the caller's connection may come from
+ * another copy of nats-core, where `instanceof` would say no.
+ */
+import { PermissionError } from "../storage/format/errors.ts"
+
+/** One refusal: which operation, on which subject. */
+export interface Denial {
+  readonly operation: "subscribe" | "publish"
+  readonly subject: string
+}
+
+/** The refusal a `nc.status()` event reports, or undefined for any other status. */
+export function denialOf(status: unknown): Denial | undefined {
+  const s = status as { type?: unknown; error?: { name?: unknown; operation?: unknown; subject?: unknown } } | undefined
+  const e = s?.type === "error" ? s.error : undefined
+  if (e?.name !== "PermissionViolationError" || typeof e.subject !== "string") return undefined
+  return { operation: e.operation === "subscription" ? "subscribe" : "publish", subject: e.subject }
+}
+
+/** The typed error for a refusal. */
+export function permissionError(d: Denial): PermissionError {
+  return new PermissionError(d.operation, d.subject)
+}
