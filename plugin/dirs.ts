@@ -1,23 +1,20 @@
-import { chmodSync, writeFileSync } from "node:fs"
-import { chmod, lstat, mkdir, readdir, readlink, symlink } from "node:fs/promises"
+import { chmod, lstat, mkdir, readdir, readlink } from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
 import { BlobRef } from "../storage/format/blob-ref.ts"
-import {
-  decodeDirManifest,
-  DIR_MAX_DEPTH,
-  type DirEntry,
-  type DirManifest,
-  encodeDirManifest,
-  TREE_MAX_ENTRIES,
-} from "../storage/format/dir-manifest.ts"
-import { BadRefError, throwIfAborted, TooLargeError } from "../storage/format/errors.ts"
+import { decodeDirManifest, type DirEntry, type DirManifest, encodeDirManifest } from "../storage/format/dir-manifest.ts"
+import { BadRefError, throwIfAborted } from "../storage/format/errors.ts"
 import { type Blobs, PART_OF_TREE } from "./blobs.ts"
 import type { ReadSources } from "./mesh.ts"
 import { forEachBounded } from "./concurrency.ts"
 import { recoverDest, swapInto, tempSibling } from "./dir-swap.ts"
 import { type OnProgress, throttled } from "./progress.ts"
+import { checkLimit, resolveTreeLimits, type TreeLimits } from "./tree-limits.ts"
+import { materializeTree } from "./tree-materialize.ts"
+import { ManifestPrefetch } from "./tree-prefetch.ts"
+import { LruMap, treeStats } from "./tree-stats.ts"
 
 export type { DirEntry, DirManifest }
+export { DEFAULT_TREE_LIMITS, type TreeLimits } from "./tree-limits.ts"
 
 export interface DirOptions {
   signal?: AbortSignal
@@ -29,6 +26,12 @@ export interface DirOptions {
   sources?: ReadSources
   /** storeDir: tags of the root ref (its files and subdirectories get none). */
   tags?: Record<string, string>
+  /**
+   * Bounds of the tree (defaults DEFAULT_TREE_LIMITS: 10M entries, depth 256, 1 TiB).
+   * fetchDir checks them over the whole expanded tree before writing anything; storeDir
+   * as it scans, so it never stores a tree fetchDir would refuse with the same limits.
+   */
+  limits?: TreeLimits
 }
 
 interface FileJob {
@@ -51,7 +54,7 @@ interface DirNode {
 export async function storeDir(blobs: Blobs, path: string, options: DirOptions = {}): Promise<BlobRef> {
   const root = resolve(path)
   const jobs: FileJob[] = []
-  const tree = await scan(root, jobs, 0, options.signal)
+  const tree = await scan(root, { jobs, entries: 0, bytes: 0, limits: resolveTreeLimits(options.limits) }, 0, options.signal)
   const totalBytes = jobs.reduce((n, j) => n + j.size, 0)
   const report = throttled(options.onProgress)
   let bytes = 0
@@ -72,23 +75,31 @@ export async function storeDir(blobs: Blobs, path: string, options: DirOptions =
   return ref
 }
 
-async function scan(path: string, jobs: FileJob[], depth: number, signal?: AbortSignal): Promise<DirNode> {
+interface ScanState {
+  readonly jobs: FileJob[]
+  entries: number
+  bytes: number
+  readonly limits: Required<TreeLimits>
+}
+
+async function scan(path: string, state: ScanState, depth: number, signal?: AbortSignal): Promise<DirNode> {
   throwIfAborted(signal)
-  if (depth > DIR_MAX_DEPTH) throw new TooLargeError("tree depth", depth, DIR_MAX_DEPTH)
+  checkLimit(state.limits, "maxDepth", depth)
   const st = await lstat(path)
   const node: DirNode = { mode: st.mode & 0o7777, children: [] }
   for (const name of (await readdir(path)).sort()) {
     const child = join(path, name)
     const cst = await lstat(child)
     if (cst.isSymbolicLink()) node.children.push({ name, kind: "symlink", mode: 0o777, target: await readlink(child) })
-    else if (cst.isDirectory()) node.children.push({ name, kind: "dir", node: await scan(child, jobs, depth + 1, signal) })
+    else if (cst.isDirectory()) node.children.push({ name, kind: "dir", node: await scan(child, state, depth + 1, signal) })
     else if (cst.isFile()) {
       const job: FileJob = { path: child, size: cst.size }
-      jobs.push(job)
+      state.jobs.push(job)
+      state.bytes += cst.size
+      checkLimit(state.limits, "maxBytes", state.bytes)
       node.children.push({ name, kind: "file", mode: cst.mode & 0o7777, job })
-    }
-    // sockets, FIFOs and devices are not content: skipped
-    if (jobs.length > TREE_MAX_ENTRIES) throw new TooLargeError("tree", jobs.length, TREE_MAX_ENTRIES)
+    } else continue // sockets, FIFOs and devices are not content: skipped
+    checkLimit(state.limits, "maxEntries", ++state.entries)
   }
   return node
 }
@@ -106,25 +117,25 @@ async function storeNode(blobs: Blobs, node: DirNode, root?: { tags: Record<stri
   return ref
 }
 
-/** Reads and checks one directory manifest (locally or over the mesh). */
-export async function readDirManifest(blobs: Blobs, ref: BlobRef | string, options: { signal?: AbortSignal } = {}): Promise<DirManifest> {
-  const r = BlobRef.from(ref)
-  if (r.kind !== "dir") throw new BadRefError(`expected a dir ref, got ${r.kind}`)
-  return decodeDirManifest(await blobs.get(r, options))
+/**
+ * Reads and checks one directory manifest (locally or over the mesh). `limits` bound this
+ * manifest alone: its entry count (maxEntries) and the sum of its files' sizes (maxBytes).
+ */
+export async function readDirManifest(blobs: Blobs, ref: BlobRef | string, options: { signal?: AbortSignal; limits?: TreeLimits } = {}): Promise<DirManifest> {
+  const manifest = await loadManifest(blobs, BlobRef.from(ref), options.signal)
+  const limits = resolveTreeLimits(options.limits)
+  checkLimit(limits, "maxEntries", manifest.entries.length)
+  let bytes = 0
+  for (const e of manifest.entries) if (e.kind === "file") bytes += e.ref.size
+  checkLimit(limits, "maxBytes", bytes)
+  return manifest
 }
 
-/** Files per pipelined group in fetchDir, and groups in flight. */
-const FILE_GROUP = 512
-const GROUPS_IN_FLIGHT = 3
-
-/** Files up to this size are fetched whole and written in one call. */
-const SMALL_FILE_BYTES = 64 * 1024
-/** The process umask (read once; restored at once). */
-const UMASK = (() => {
-  const m = process.umask(0)
-  process.umask(m)
-  return m
-})()
+/** One manifest, decoded and checked; `sources` counts where its bytes came from. */
+async function loadManifest(blobs: Blobs, ref: BlobRef, signal?: AbortSignal, sources?: ReadSources): Promise<DirManifest> {
+  if (ref.kind !== "dir") throw new BadRefError(`expected a dir ref, got ${ref.kind}`)
+  return decodeDirManifest(await blobs.get(ref, { ...(signal ? { signal } : {}), ...(sources ? { sources } : {}) }))
+}
 
 /** Directory manifests fetched ahead during a walk. */
 const PREFETCH_DIRS = 64
@@ -139,191 +150,148 @@ export interface TreeEntry {
 /**
  * Walks a tree depth-first (parents before children) without writing anything, checking
  * every manifest on the way: build tools can inspect a tree before materializing it.
+ * A subdirectory named many times is walked each time. Memory is one manifest per level
+ * plus a bounded prefetch, whatever the tree's size. The limits (defaults
+ * DEFAULT_TREE_LIMITS) are enforced as it goes: a walk cannot know the totals up front, so
+ * it fails with TOO_LARGE when a running count (entries, bytes) or the depth passes a limit,
+ * after yielding the entries before that point.
  */
-export async function* walkDir(blobs: Blobs, root: BlobRef | string, options: { signal?: AbortSignal } = {}): AsyncGenerator<TreeEntry> {
-  let count = 0
-  async function* visit(ref: BlobRef, prefix: string, depth: number): AsyncGenerator<TreeEntry> {
-    if (depth > DIR_MAX_DEPTH) throw new TooLargeError("tree depth", depth, DIR_MAX_DEPTH)
-    const manifest = await (prefetched.get(ref.hex) ?? readDirManifest(blobs, ref, options))
-    prefetched.delete(ref.hex)
-    // fetch the subdirectories' manifests ahead (bounded), so a deep tree over the mesh
-    // costs about one round trip per level, not one per directory
+export async function* walkDir(blobs: Blobs, root: BlobRef | string, options: { signal?: AbortSignal; limits?: TreeLimits } = {}): AsyncGenerator<TreeEntry> {
+  const limits = resolveTreeLimits(options.limits)
+  const { signal } = options
+  /** Manifests being read ahead, by hash: bounded, each taken once. */
+  const ahead = new Map<string, Promise<DirManifest>>()
+  const read = (ref: BlobRef): Promise<DirManifest> => {
+    const p = ahead.get(ref.hex)
+    ahead.delete(ref.hex)
+    return p ?? loadManifest(blobs, ref, signal)
+  }
+  // fetch the subdirectories' manifests ahead (bounded), so a deep tree over the mesh
+  // costs about one round trip per level, not one per directory
+  const readAhead = (manifest: DirManifest) => {
     for (const e of manifest.entries) {
-      if (e.kind !== "dir" || prefetched.size >= PREFETCH_DIRS || prefetched.has(e.ref.hex)) continue
-      const p = readDirManifest(blobs, e.ref, options)
+      if (ahead.size >= PREFETCH_DIRS) break
+      if (e.kind !== "dir" || ahead.has(e.ref.hex)) continue
+      const p = loadManifest(blobs, e.ref, signal)
       p.catch(() => {})
-      prefetched.set(e.ref.hex, p)
-    }
-    for (const entry of manifest.entries) {
-      if (++count > TREE_MAX_ENTRIES) throw new TooLargeError("tree", count, TREE_MAX_ENTRIES)
-      const path = prefix ? `${prefix}/${entry.name}` : entry.name
-      yield { path, depth, entry }
-      if (entry.kind === "dir") yield* visit(entry.ref, path, depth + 1)
+      ahead.set(e.ref.hex, p)
     }
   }
-  const prefetched = new Map<string, Promise<DirManifest>>()
-  yield* visit(BlobRef.from(root), "", 0)
+  let entries = 0
+  let bytes = 0
+  const first = await read(BlobRef.from(root))
+  readAhead(first)
+  const stack: Array<{ entries: readonly DirEntry[]; next: number; path: string }> = [{ entries: first.entries, next: 0, path: "" }]
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!
+    if (top.next === top.entries.length) {
+      stack.pop()
+      continue
+    }
+    const entry = top.entries[top.next++]!
+    checkLimit(limits, "maxEntries", ++entries)
+    if (entry.kind === "file") checkLimit(limits, "maxBytes", (bytes += entry.ref.size))
+    const path = top.path ? `${top.path}/${entry.name}` : entry.name
+    const depth = stack.length - 1
+    yield { path, depth, entry }
+    if (entry.kind === "dir") {
+      checkLimit(limits, "maxDepth", depth + 1)
+      throwIfAborted(signal)
+      const manifest = await read(entry.ref)
+      readAhead(manifest)
+      stack.push({ entries: manifest.entries, next: 0, path })
+    }
+  }
 }
 
+/** Decoded manifests kept during materialization (small ones only): a directory named many times is decoded once. */
+const MATERIALIZE_CACHE_DIRS = 256
+const MATERIALIZE_CACHE_ENTRIES = 4096
+
 /**
- * Materializes a tree at `dest` atomically. Every manifest is fetched and checked first
- * (unsafe names, duplicates, absurd sizes are refused before anything is written); files
- * are fetched many at a time into a temp sibling of `dest`, created with O_EXCL so nothing
- * is ever written through a symlink; links come last; then the temp tree replaces `dest` in
- * one atomic exchange. After a failure or a kill, `dest` is the old tree or the new one, and
- * the next call removes leftovers.
+ * Materializes a tree at `dest` atomically, in two passes. First a check that writes
+ * nothing: every distinct manifest is fetched (in batches, about one round trip per
+ * level) and checked (unsafe names, duplicates), and the expanded tree's entries, depth
+ * and bytes are held to `limits` (TOO_LARGE naming the limit; a directory named many times
+ * is fetched and counted once, then multiplied). Then the tree is written depth-first into a
+ * temp sibling of `dest`, files fetched many at a time and created with O_EXCL so nothing is
+ * ever written through a symlink, with memory bounded by the depth and a few groups of
+ * files, not by the tree's size; then the temp tree replaces `dest` in one atomic exchange.
+ * After a failure or a kill, `dest` is the old tree or the new one, and the next call
+ * removes leftovers.
  */
 export async function fetchDir(blobs: Blobs, root: BlobRef | string, dest: string, options: DirOptions = {}): Promise<void> {
   const rootRef = BlobRef.from(root)
   const target = resolve(dest)
+  const { signal, sources } = options
+  const limits = resolveTreeLimits(options.limits)
   await recoverDest(target)
-  const plan = await planTree(blobs, rootRef, options.signal)
+  if (rootRef.kind !== "dir") throw new BadRefError(`expected a dir ref, got ${rootRef.kind}`)
+
+  // pass 1: check the whole tree, writing nothing
+  const prefetch = blobs.mesh
+    ? new ManifestPrefetch(blobs.mesh, (ref, s) => loadManifest(blobs, ref, s, sources), rootRef, { maxEntries: limits.maxEntries, ...(signal ? { signal } : {}), ...(sources ? { sources } : {}) })
+    : undefined
+  let stats
+  try {
+    stats = await treeStats(
+      rootRef,
+      async (ref) => {
+        await prefetch?.settled(ref)
+        return loadManifest(blobs, ref, signal, sources)
+      },
+      limits,
+      signal ? { signal } : {},
+    )
+  } finally {
+    await prefetch?.stop()
+  }
+
+  // pass 2: write it (every manifest is here now)
+  const cache = new LruMap<string, DirManifest>(MATERIALIZE_CACHE_DIRS)
+  const load = async (ref: BlobRef): Promise<DirManifest> => {
+    const hit = cache.get(ref.hex)
+    if (hit) return hit
+    const m = await loadManifest(blobs, ref, signal, sources)
+    if (m.entries.length <= MATERIALIZE_CACHE_ENTRIES) cache.set(ref.hex, m)
+    return m
+  }
+  const rootManifest = await load(rootRef)
   const rootMode = 0o755
   const tmp = tempSibling(target)
   await mkdir(dirname(target), { recursive: true })
   await mkdir(tmp, { mode: 0o700 })
   try {
-    const files = plan.filter((e) => e.entry.kind === "file")
-    const totalBytes = files.reduce((n, e) => n + (e.entry as { ref: BlobRef }).ref.size, 0)
+    const totals = { totalBytes: stats.bytes, totalItems: stats.files }
     const report = throttled(options.onProgress)
     let bytes = 0
     let items = 0
-    // directories first (parents precede children in the plan), writable until the end
-    for (const e of plan) if (e.entry.kind === "dir") await mkdir(join(tmp, e.path), { mode: 0o700 })
-    const progress = (n: number, fileDone: boolean) => {
-      bytes += n
-      if (fileDone) items++
-      report({ bytes, totalBytes, items, totalItems: files.length })
-    }
-    // files go in groups: a group's small files arrive in batches (one round trip per few
-    // hundred) while earlier groups are being written, so network and disk overlap
-    const groups: TreeEntry[][] = []
-    for (let i = 0; i < files.length; i += FILE_GROUP) groups.push(files.slice(i, i + FILE_GROUP))
-    const perGroup = Math.max(1, Math.ceil((options.concurrency ?? 64) / GROUPS_IN_FLIGHT))
-    await forEachBounded(
-      groups,
-      GROUPS_IN_FLIGHT,
-      async (group, signal) => {
-        const refs = group.map((e) => (e.entry as { ref: BlobRef }).ref)
-        // bytes fetched in a batch are counted by ensureLocal; the rest where they are read
-        const batched = new Set<string>()
-        if (blobs.mesh) await blobs.mesh.ensureLocal(refs, { signal, fetched: batched, ...(options.sources ? { sources: options.sources } : {}) })
-        const isSmall = (e: TreeEntry) => (e.entry as { ref: BlobRef }).ref.size <= SMALL_FILE_BYTES
-        await Promise.all([
-          writeSmallFiles(blobs, tmp, group.filter(isSmall), batched, options.sources, signal, progress),
-          // large files are never batched: their bytes are counted where they are read
-          forEachBounded(
-            group.filter((e) => !isSmall(e)),
-            perGroup,
-            async (e, s) => {
-              const entry = e.entry as Extract<DirEntry, { kind: "file" }>
-              await writeLargeFile(blobs, entry.ref, join(tmp, e.path), entry.mode, s, options.sources, (n) => progress(n, false))
-              progress(0, true)
-            },
-            signal,
-          ),
-        ])
+    await materializeTree(blobs, rootManifest, tmp, load, {
+      ...(signal ? { signal } : {}),
+      ...(sources ? { sources } : {}),
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      progress: (n, fileDone) => {
+        bytes += n
+        if (fileDone) items++
+        report({ bytes, items, ...totals })
       },
-      options.signal,
-    )
-    for (const e of plan) {
-      if (e.entry.kind === "symlink") await symlink(e.entry.target, join(tmp, e.path))
-    }
-    // modes of directories last, deepest first, so a read-only directory is filled before it closes
-    for (const e of [...plan].reverse()) if (e.entry.kind === "dir") await chmod(join(tmp, e.path), e.entry.mode & 0o7777)
+    })
     await chmod(tmp, rootMode)
-    throwIfAborted(options.signal)
+    throwIfAborted(signal)
     await swapInto(tmp, target)
-    report({ bytes, totalBytes, items, totalItems: files.length }, true)
+    report({ bytes, items, ...totals }, true)
   } catch (err) {
+    await unlockTree(tmp).catch(() => {})
     await recoverDest(target).catch(() => {})
     throw err
   }
 }
 
 /**
- * Every entry of a tree, level by level (parents before children), each level's directory
- * manifests fetched together: a tree costs about one batch round trip per level over the
- * mesh. Every manifest is checked before anything is written.
+ * Gives the owner rwx on every directory of a half-built temp tree, so it can be removed
+ * (a read-only directory is closed as soon as its subtree is complete). Links are not followed.
  */
-async function planTree(blobs: Blobs, root: BlobRef, signal?: AbortSignal): Promise<TreeEntry[]> {
-  const plan: TreeEntry[] = []
-  let level: Array<{ ref: BlobRef; path: string }> = [{ ref: root, path: "" }]
-  for (let depth = 0; level.length > 0; depth++) {
-    if (depth > DIR_MAX_DEPTH) throw new TooLargeError("tree depth", depth, DIR_MAX_DEPTH)
-    await blobs.mesh?.ensureLocal(
-      level.map((l) => l.ref),
-      signal ? { signal } : {},
-    )
-    const manifests: DirManifest[] = new Array(level.length)
-    await forEachBounded(
-      level.keys(),
-      32,
-      async (i, s) => void (manifests[i] = await readDirManifest(blobs, level[i]!.ref, { signal: s })),
-      signal,
-    )
-    const next: typeof level = []
-    level.forEach((l, i) => {
-      for (const entry of manifests[i]!.entries) {
-        if (plan.length >= TREE_MAX_ENTRIES) throw new TooLargeError("tree", plan.length + 1, TREE_MAX_ENTRIES)
-        const path = l.path ? `${l.path}/${entry.name}` : entry.name
-        plan.push({ path, depth, entry })
-        if (entry.kind === "dir") next.push({ ref: entry.ref, path })
-      }
-    })
-    level = next
-  }
-  return plan
-}
-
-/** Longest the event loop is held by synchronous small-file writes before it is yielded. */
-const WRITE_SLICE_MS = 4
-
-/**
- * Small files are written with synchronous open(O_EXCL)+write+close, a few milliseconds at
- * a time: a promise-based write costs ~3× the CPU of the syscalls themselves (FileHandle
- * objects, three threadpool round trips), which bounded fetchDir on a fast filesystem, and
- * the time slice keeps the event loop (network, other groups) responsive on a slow one.
- * "wx" never follows or overwrites anything, symlinks included.
- */
-async function writeSmallFiles(
-  blobs: Blobs,
-  tmp: string,
-  entries: TreeEntry[],
-  batched: ReadonlySet<string>,
-  sources: ReadSources | undefined,
-  signal: AbortSignal,
-  progress: (bytes: number, fileDone: boolean) => void,
-): Promise<void> {
-  let slice = performance.now()
-  for (const e of entries) {
-    const entry = e.entry as Extract<DirEntry, { kind: "file" }>
-    const from = batched.has(entry.ref.hex) ? undefined : sources
-    const bytes = await blobs.get(entry.ref, { signal, ...(from ? { sources: from } : {}) })
-    const path = join(tmp, e.path)
-    writeFileSync(path, bytes, { flag: "wx", mode: entry.mode & 0o7777 })
-    // the umask may have narrowed the stored mode
-    if ((entry.mode & 0o7777 & UMASK) !== 0) chmodSync(path, entry.mode & 0o7777)
-    progress(bytes.length, true)
-    if (performance.now() - slice >= WRITE_SLICE_MS) {
-      await new Promise((r) => setImmediate(r))
-      throwIfAborted(signal)
-      slice = performance.now()
-    }
-  }
-}
-
-/** A large file streamed to its place (getToFile: a .partial file, then rename) with about one chunk of memory. */
-async function writeLargeFile(blobs: Blobs, ref: BlobRef, path: string, mode: number, signal: AbortSignal, sources: ReadSources | undefined, onBytes: (n: number) => void): Promise<void> {
-  // getToFile lends the read's pooled chunk buffers to the file writes (no copy per chunk)
-  let reported = 0
-  await blobs.getToFile(ref, path, {
-    signal,
-    ...(sources ? { sources } : {}),
-    onProgress: ({ bytes }) => {
-      onBytes(bytes - reported)
-      reported = bytes
-    },
-  })
-  await chmod(path, mode & 0o7777)
+async function unlockTree(dir: string): Promise<void> {
+  await chmod(dir, 0o700)
+  for (const e of await readdir(dir, { withFileTypes: true })) if (e.isDirectory()) await unlockTree(join(dir, e.name))
 }

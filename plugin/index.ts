@@ -32,6 +32,6 @@ export {
   type ErrorCode,
 } from "../storage/format/errors.ts"
 export { CHUNK_AVG_BYTES, CHUNK_MAX_BYTES, CHUNK_MIN_BYTES, TRANSFER_MAX_CHUNK_BYTES } from "../storage/format/constants.ts"
-export { storeDir, fetchDir, readDirManifest, walkDir, type DirOptions, type TreeEntry } from "./dirs.ts"
+export { storeDir, fetchDir, readDirManifest, walkDir, DEFAULT_TREE_LIMITS, type DirOptions, type TreeEntry, type TreeLimits } from "./dirs.ts"
 export type { DirEntry, DirManifest } from "../storage/format/dir-manifest.ts"
 export { metricsRegistry, serveMetrics } from "./metrics.ts"

@@ -15,10 +15,17 @@ export interface DirManifest {
 
 /** Most entries one directory may have (its manifest stays one chunk). */
 export const DIR_MAX_ENTRIES = 200_000
-/** Deepest tree fetchDir accepts. */
-export const DIR_MAX_DEPTH = 64
-/** Most entries a whole tree may have. */
-export const TREE_MAX_ENTRIES = 5_000_000
+/**
+ * Default limits of a whole tree (storeDir, fetchDir, walkDir; each call can lower or raise
+ * them): nested directories below the root, entries of the expanded tree (a subdirectory
+ * named n times counts n times), and the sum of its files' sizes. They fit real repositories
+ * with room and stop a small hostile manifest from expanding into a tree no node can hold.
+ */
+export const TREE_MAX_DEPTH = 256
+export const TREE_MAX_ENTRIES = 10_000_000
+export const TREE_MAX_BYTES = 2 ** 40
+/** @deprecated the default depth limit is TREE_MAX_DEPTH. */
+export const DIR_MAX_DEPTH = TREE_MAX_DEPTH
 export const NAME_MAX_BYTES = 255
 export const LINK_MAX_BYTES = 4096
 

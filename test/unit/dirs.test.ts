@@ -157,7 +157,7 @@ describe("malicious directory manifests", () => {
     const root = await blobs.store.putSingle(good.subarray(0, good.length - 5), "dir")
     expect(await codeOf(fetchDir(blobs, root, join(tmp.path, "o1")))).toBe("BAD_MANIFEST")
     let ref = await blobs.store.putSingle(rawManifest([]), "dir")
-    for (let i = 0; i < 70; i++) ref = await blobs.store.putSingle(rawManifest([{ kind: 1, name: "d", ref }]), "dir")
+    for (let i = 0; i < 300; i++) ref = await blobs.store.putSingle(rawManifest([{ kind: 1, name: "d", ref }]), "dir")
     expect(await codeOf(fetchDir(blobs, ref, join(tmp.path, "o2")))).toBe("TOO_LARGE")
     expect((await readdir(tmp.path)).filter((n) => n.startsWith("o"))).toEqual([])
   })
