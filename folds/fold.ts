@@ -18,6 +18,11 @@ export interface FoldMeta {
   readonly seq: number
   /** Local clock at apply time (ms): reducers never read the clock themselves, so they stay pure. */
   readonly now: number
+  /**
+   * Most entries this origin may contribute (the machinery's cap, see `FoldOptions.entryLimit`):
+   * a reducer keeps what the origin already has and drops additions past it. Undefined: no cap.
+   */
+  readonly limit?: number
 }
 
 /**
@@ -61,9 +66,40 @@ export interface FoldSpec<S, D, E> {
   apply(state: S, data: D, meta: FoldMeta): S
   /** The origin's current contribution, as entries (its facts, compactly). */
   snapshotOrigin(state: S, origin: string, now: number): E[]
-  /** Replaces the origin's contribution with `entries` (an empty list forgets the origin). */
-  restoreOrigin(state: S, origin: string, entries: ReadonlyArray<E>, now: number): S
+  /**
+   * Replaces the origin's contribution with `entries` (an empty list forgets the origin).
+   * `limit`, when given, is the most entries to keep (the rest are dropped).
+   */
+  restoreOrigin(state: S, origin: string, entries: ReadonlyArray<E>, now: number, limit?: number): S
 }
+
+/**
+ * Limits a running fold puts on what peers can make it hold (the materializer sets them;
+ * a fold created without options has none, as before). Events are unauthenticated on an
+ * open server, so none of these may depend on the event being honest.
+ */
+export interface FoldOptions {
+  /**
+   * Most origins with state. A new origin past it evicts the least recently heard origin
+   * that `evictable` allows (a scan of the oldest few), or is refused (`origin-cap`).
+   */
+  readonly maxOrigins?: number
+  /** Whether an origin's state may be dropped to make room (default: any). */
+  readonly evictable?: (origin: string) => boolean
+  /**
+   * When true, an event under another epoch than the one known is not applied (`new-epoch`,
+   * or `stale-epoch` for an older one): only the origin's own snapshot (`restoreOrigin` with
+   * `authoritative`) moves it to another epoch. A forged epoch then voids nothing.
+   */
+  readonly confirmEpochs?: boolean
+  /** Largest step past the watermark an event may claim (default 65536): beyond it, `seq-jump`. */
+  readonly maxSeqJump?: number
+  /** Most entries one origin may contribute, asked per event and per restore (`FoldMeta.limit`). */
+  readonly entryLimit?: (origin: string) => number
+}
+
+/** Why an event was refused outright (neither applied nor held back). */
+export type RejectReason = "origin-cap" | "seq-jump" | "new-epoch"
 
 /** The result of `Fold.apply`: applied, ignored as a replay, or held back behind a gap. */
 export type ApplyResult =
@@ -71,6 +107,7 @@ export type ApplyResult =
   | { readonly kind: "duplicate" }
   | { readonly kind: "stale-epoch" }
   | { readonly kind: "gap"; readonly origin: string; readonly expected: number; readonly got: number }
+  | { readonly kind: "rejected"; readonly reason: RejectReason }
 
 /** How far the fold has applied one origin. */
 export interface Watermark {
@@ -86,10 +123,21 @@ export interface FoldSnapshot<E> {
 
 /** Events kept per origin while waiting for the snapshot that fills a gap. */
 const MAX_PENDING_PER_ORIGIN = 1024
+/** Default `maxSeqJump`: far more events than a live origin publishes between two heartbeats. */
+export const DEFAULT_MAX_SEQ_JUMP = 65_536
+/** Origins looked at (oldest first) for one to evict; the rest are likely live too. */
+const EVICT_SCAN = 64
 
 const APPLIED: ApplyResult = { kind: "applied" }
 const DUPLICATE: ApplyResult = { kind: "duplicate" }
 const STALE: ApplyResult = { kind: "stale-epoch" }
+const REJECTED = {
+  "origin-cap": { kind: "rejected", reason: "origin-cap" },
+  "seq-jump": { kind: "rejected", reason: "seq-jump" },
+  "new-epoch": { kind: "rejected", reason: "new-epoch" },
+} as const satisfies Record<RejectReason, ApplyResult>
+
+type Mark = { epoch: number; seq: number; pending?: Map<number, FoldEvent<unknown>> }
 
 /**
  * A running fold: the spec's state plus per-origin watermarks. Events below the
@@ -98,10 +146,18 @@ const STALE: ApplyResult = { kind: "stale-epoch" }
  */
 export class Fold<S, D, E> {
   #state: S
-  readonly #marks = new Map<string, { epoch: number; seq: number; pending?: Map<number, FoldEvent<D>> }>()
+  /** Per origin, least recently heard first (an origin is moved to the end when heard). */
+  readonly #marks = new Map<string, Mark>()
+  readonly #opts: FoldOptions
+  readonly #maxJump: number
 
-  constructor(readonly spec: FoldSpec<S, D, E>) {
+  constructor(
+    readonly spec: FoldSpec<S, D, E>,
+    opts: FoldOptions = {},
+  ) {
     this.#state = spec.initial()
+    this.#opts = opts
+    this.#maxJump = opts.maxSeqJump ?? DEFAULT_MAX_SEQ_JUMP
   }
 
   /** The fold's name (from the spec). */
@@ -114,17 +170,29 @@ export class Fold<S, D, E> {
     return this.#state
   }
 
+  /** Number of origins with a watermark (bounded by `maxOrigins`). */
+  get origins(): number {
+    return this.#marks.size
+  }
+
   /** Folds one event (already decoded). `now` is the local clock, handed to the reducer. */
   apply(event: FoldEvent<D>, now = Date.now()): ApplyResult {
     const epoch = event.epoch ?? 0
     let mark = this.#marks.get(event.origin)
     if (mark !== undefined && epoch < mark.epoch) return STALE
+    if (mark !== undefined && epoch > mark.epoch && this.#opts.confirmEpochs === true) return REJECTED["new-epoch"]
+    if (mark === undefined && !this.#admit(event.origin, now)) return REJECTED["origin-cap"]
     if (mark === undefined || epoch > mark.epoch) {
       // a new incarnation: what we knew of the old one is void
       if (mark !== undefined) this.#state = this.spec.restoreOrigin(this.#state, event.origin, [], now)
       mark = { epoch, seq: 0 }
-      this.#marks.set(event.origin, mark)
+    } else if (event.seq > mark.seq + this.#maxJump) {
+      // a claim no live origin makes: neither applied nor held (the origin's snapshot decides)
+      return REJECTED["seq-jump"]
     }
+    // heard now: the most recently heard origins are the last to be evicted
+    this.#marks.delete(event.origin)
+    this.#marks.set(event.origin, mark)
     if (event.seq <= mark.seq) return DUPLICATE
     if (event.seq > mark.seq + 1 && this.spec.replaces !== true) {
       const pending = (mark.pending ??= new Map())
@@ -134,6 +202,21 @@ export class Fold<S, D, E> {
     this.#applyNow(mark, event, now)
     this.#drain(mark, now)
     return APPLIED
+  }
+
+  /** Room for one more origin: true when under the cap or an evictable origin was dropped. */
+  #admit(origin: string, now: number): boolean {
+    const max = this.#opts.maxOrigins
+    if (max === undefined || this.#marks.size < max) return true
+    let looked = 0
+    for (const old of this.#marks.keys()) {
+      if (old !== origin && (this.#opts.evictable?.(old) ?? true)) {
+        this.forget(old, now)
+        return true
+      }
+      if (++looked >= EVICT_SCAN) break
+    }
+    return false
   }
 
   /** The origins this fold has seen, with how far each is applied. */
@@ -162,21 +245,36 @@ export class Fold<S, D, E> {
 
   /**
    * Replaces one origin's contribution with a snapshot taken at `(epoch, seq)`, then applies
-   * any held-back events past it. A snapshot older than what is applied is ignored.
+   * any held-back events past it. A snapshot older than what is applied is ignored, unless
+   * `authoritative`: the snapshot is the origin's own answer to our sync request, and what
+   * the origin says about itself beats what unauthenticated events claimed. It then moves
+   * the origin to its epoch (older or newer), to its seq when the fold replaces or when
+   * events claimed more than `maxSeqJump` past it (a small lead is just events published
+   * after the snapshot was taken), and drops held-back events that still do not follow on.
    */
-  restoreOrigin(origin: string, at: Watermark, entries: ReadonlyArray<E>, now = Date.now()): boolean {
+  restoreOrigin(origin: string, at: Watermark, entries: ReadonlyArray<E>, now = Date.now(), authoritative = false): boolean {
     const m = this.#marks.get(origin)
-    if (m !== undefined && (at.epoch < m.epoch || (at.epoch === m.epoch && at.seq < m.seq))) return false
+    if (m !== undefined && !(authoritative && this.#overrides(m, at)) && (at.epoch < m.epoch || (at.epoch === m.epoch && at.seq < m.seq))) return false
+    if (m === undefined && !this.#admit(origin, now)) return false
     const pending = m !== undefined && m.epoch === at.epoch ? m.pending : undefined
-    this.#state = this.spec.restoreOrigin(this.#state, origin, entries, now)
-    const mark: { epoch: number; seq: number; pending?: Map<number, FoldEvent<D>> } = { epoch: at.epoch, seq: at.seq }
+    this.#state = this.spec.restoreOrigin(this.#state, origin, entries, now, this.#opts.entryLimit?.(origin))
+    const mark: Mark = { epoch: at.epoch, seq: at.seq }
     if (pending !== undefined) {
-      for (const seq of pending.keys()) if (seq <= at.seq) pending.delete(seq)
+      for (const seq of pending.keys()) if (seq <= at.seq || seq > at.seq + this.#maxJump) pending.delete(seq)
       if (pending.size > 0) mark.pending = pending
     }
+    this.#marks.delete(origin)
     this.#marks.set(origin, mark)
     this.#drain(mark, now)
+    // what does not follow on now is not waited for: the origin's next heartbeat says if more is due
+    if (authoritative) delete mark.pending
     return true
+  }
+
+  /** True when the origin's own snapshot at `at` must replace mark `m` though it looks older. */
+  #overrides(m: Mark, at: Watermark): boolean {
+    if (at.epoch !== m.epoch) return true
+    return at.seq < m.seq && (this.spec.replaces === true || m.seq - at.seq > this.#maxJump)
   }
 
   /** Drops everything known of `origin` (a node gone for good). */
@@ -203,17 +301,19 @@ export class Fold<S, D, E> {
     for (const o of snapshot.origins) this.restoreOrigin(o.origin, { epoch: o.epoch, seq: o.seq }, o.entries, now)
   }
 
-  #applyNow(mark: { epoch: number; seq: number }, event: FoldEvent<D>, now: number): void {
-    this.#state = this.spec.apply(this.#state, event.data, { origin: event.origin, seq: event.seq, now })
+  #applyNow(mark: Mark, event: FoldEvent<D>, now: number): void {
+    const limit = this.#opts.entryLimit?.(event.origin)
+    const meta: FoldMeta = limit === undefined ? { origin: event.origin, seq: event.seq, now } : { origin: event.origin, seq: event.seq, now, limit }
+    this.#state = this.spec.apply(this.#state, event.data, meta)
     mark.seq = event.seq
   }
 
-  #drain(mark: { epoch: number; seq: number; pending?: Map<number, FoldEvent<D>> }, now: number): void {
+  #drain(mark: Mark, now: number): void {
     const pending = mark.pending
     if (pending === undefined) return
     for (let next = pending.get(mark.seq + 1); next !== undefined; next = pending.get(mark.seq + 1)) {
       pending.delete(next.seq)
-      this.#applyNow(mark, next, now)
+      this.#applyNow(mark, next as FoldEvent<D>, now)
     }
     for (const seq of pending.keys()) if (seq <= mark.seq) pending.delete(seq)
     if (pending.size === 0) delete mark.pending
@@ -224,7 +324,7 @@ export class Fold<S, D, E> {
 export interface FoldDefinition<S, D, E> {
   readonly spec: FoldSpec<S, D, E>
   readonly name: string
-  create(): Fold<S, D, E>
+  create(opts?: FoldOptions): Fold<S, D, E>
 }
 
 const NAME_RE = /^[A-Za-z0-9_-]+$/
@@ -248,7 +348,7 @@ const NAME_RE = /^[A-Za-z0-9_-]+$/
  */
 export function defineFold<S, D, E>(spec: FoldSpec<S, D, E>): FoldDefinition<S, D, E> {
   if (!NAME_RE.test(spec.name)) throw new TypeError(`fold name must match ${NAME_RE}`)
-  return { spec, name: spec.name, create: () => new Fold(spec) }
+  return { spec, name: spec.name, create: (opts?: FoldOptions) => new Fold(spec, opts) }
 }
 
 /** A definition whose types are erased: what the materializer holds in one list. */

@@ -35,6 +35,8 @@ export class HeatIndex {
   #t0: number | undefined
   readonly #byOrigin = new Map<string, Map<string, number>>()
   readonly #total = new Map<string, number>()
+  /** Reads dropped because their origin was at its cap of distinct hashes. */
+  capped = 0
 
   constructor(readonly halfLifeMs = DEFAULT_HEAT_HALF_LIFE_MS) {}
 
@@ -44,8 +46,16 @@ export class HeatIndex {
     return 2 ** ((now - this.#t0) / this.halfLifeMs)
   }
 
-  /** Adds `reads` reads of `hashHex` by `origin` at `now`. */
-  add(origin: string, hashHex: string, reads: number, now: number): void {
+  /**
+   * Adds `reads` reads of `hashHex` by `origin` at `now`. A hash new to an origin that
+   * already has `limit` hashes is dropped (counted in `capped`).
+   */
+  add(origin: string, hashHex: string, reads: number, now: number, limit = Number.POSITIVE_INFINITY): void {
+    const known = this.#byOrigin.get(origin)
+    if ((known?.size ?? 0) >= limit && known?.has(hashHex) !== true) {
+      this.capped++
+      return
+    }
     // keep stored scores finite even when nobody called decay() for a long time
     if (this.#t0 !== undefined && (now - this.#t0) / this.halfLifeMs > 256) this.decay(now)
     const v = reads * this.#up(now)
@@ -124,14 +134,14 @@ export function heatFold(halfLifeMs = DEFAULT_HEAT_HALF_LIFE_MS): FoldDefinition
     data: HeatDelta,
     entry: HeatEntry,
     initial: () => new HeatIndex(halfLifeMs),
-    apply(state, data, { origin, now }) {
-      for (const [h, n] of data.reads) state.add(origin, h, n, now)
+    apply(state, data, { origin, now, limit }) {
+      for (const [h, n] of data.reads) state.add(origin, h, n, now, limit)
       return state
     },
     snapshotOrigin: (state, origin, now) => state.entriesOf(origin, now),
-    restoreOrigin(state, origin, entries, now) {
+    restoreOrigin(state, origin, entries, now, limit) {
       state.clear(origin)
-      for (const [h, v] of entries) state.add(origin, h, v, now)
+      for (const [h, v] of entries) state.add(origin, h, v, now, limit)
       return state
     },
   })

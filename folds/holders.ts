@@ -55,13 +55,31 @@ function unpack(key: string): string {
   return s
 }
 
+/** Default most hashes one node may advertise: far beyond a real store, so only a liar hits it. */
+export const DEFAULT_MAX_HOLDINGS_PER_NODE = 10_000_000
+/** Default most (hash, holder) pairs in one index (~85 B each: ~5 GiB), whatever the origins. */
+export const DEFAULT_MAX_PAIRS = 64_000_000
+/** A node with at most this many holdings keeps a list of them, so forgetting it is not a full scan. */
+const SMALL_NODE = 64
+
 /** The state of the `holders` fold, with its queries. */
 export class HolderIndex {
   readonly #ids = new Map<string, number>()
-  readonly #names: string[] = []
+  readonly #names: Array<string | undefined> = []
+  /** ids of forgotten nodes, reused: node churn (or a flood of made-up origins) does not grow the tables */
+  readonly #freeIds: number[] = []
   /** packed hash → `node * 2 + isChunk`, or an array of those when several nodes hold it */
   readonly #byHash = new Map<string, number | number[]>()
+  /** holdings per node id */
+  readonly #counts: number[] = []
+  /** packed keys of a small node (null: too many, forgetting it scans) */
+  readonly #keysOf = new Map<number, string[] | null>()
   #pairs = 0
+  /** Adverts dropped because a node or the index was at its cap. */
+  capped = 0
+
+  /** `maxPairs`: most (hash, holder) pairs over all nodes (default 64M). */
+  constructor(readonly maxPairs = DEFAULT_MAX_PAIRS) {}
 
   /** Number of (hash, holder) pairs held. */
   get pairs(): number {
@@ -73,30 +91,73 @@ export class HolderIndex {
     return this.#byHash.size
   }
 
+  /** Number of hashes `node` advertises. */
+  countOf(node: string): number {
+    const id = this.#ids.get(node)
+    return id === undefined ? 0 : (this.#counts[id] ?? 0)
+  }
+
+  /** Interned node ids (bounded by the nodes with holdings plus a free list). */
+  get internedNodes(): number {
+    return this.#ids.size
+  }
+
   #intern(node: string): number {
     let id = this.#ids.get(node)
     if (id === undefined) {
-      id = this.#names.length
-      this.#names.push(node)
+      id = this.#freeIds.pop() ?? this.#names.length
+      this.#names[id] = node
+      this.#counts[id] = 0
       this.#ids.set(node, id)
     }
     return id
   }
 
-  /** Records that `node` holds `hashHex` (idempotent; a new kind replaces the old). */
-  add(node: string, hashHex: string, kind: HoldingKind = "blob"): void {
-    const id = this.#intern(node)
-    const v = id * 2 + (kind === "chunk" ? 1 : 0)
+  /** A new pair for `id`: counted, and listed while the node is small. */
+  #added(id: number, key: string): void {
+    this.#pairs++
+    this.#counts[id]!++
+    const keys = this.#keysOf.get(id)
+    if (keys === undefined) this.#keysOf.set(id, [key])
+    else if (keys !== null) {
+      if (keys.length >= SMALL_NODE) this.#keysOf.set(id, null)
+      else keys.push(key)
+    }
+  }
+
+  #removed(id: number): void {
+    this.#pairs--
+    this.#counts[id]!--
+  }
+
+  /**
+   * Records that `node` holds `hashHex` (idempotent; a new kind replaces the old). A new
+   * pair past `limit` holdings of the node, or past `maxPairs`, is dropped (counted in
+   * `capped`); returns false then.
+   */
+  add(node: string, hashHex: string, kind: HoldingKind = "blob", limit = Number.POSITIVE_INFINITY): boolean {
+    const known = this.#ids.get(node)
+    const full = this.#pairs >= this.maxPairs || (known === undefined ? limit < 1 : this.#counts[known]! >= limit)
     const key = pack(hashHex)
     const cur = this.#byHash.get(key)
+    if (full) {
+      // only a kind change of a pair already held is still taken
+      const held = known !== undefined && cur !== undefined && (typeof cur === "number" ? cur >> 1 === known : cur.some((x) => x >> 1 === known))
+      if (!held) {
+        this.capped++
+        return false
+      }
+    }
+    const id = this.#intern(node)
+    const v = id * 2 + (kind === "chunk" ? 1 : 0)
     if (cur === undefined) {
       this.#byHash.set(key, v)
-      this.#pairs++
+      this.#added(id, key)
     } else if (typeof cur === "number") {
       if (cur >> 1 === id) this.#byHash.set(key, v)
       else {
         this.#byHash.set(key, [cur, v])
-        this.#pairs++
+        this.#added(id, key)
       }
     } else {
       const i = cur.findIndex((x) => x >> 1 === id)
@@ -104,28 +165,32 @@ export class HolderIndex {
       else {
         // an exact-size copy: push() and spread over-allocate the backing store (~17 slots)
         this.#byHash.set(key, cur.concat(v))
-        this.#pairs++
+        this.#added(id, key)
       }
     }
+    return true
   }
 
   /** Records that `node` no longer holds `hashHex`. */
   remove(node: string, hashHex: string): void {
     const id = this.#ids.get(node)
     if (id === undefined) return
-    const key = pack(hashHex)
+    this.#removeKey(id, pack(hashHex))
+  }
+
+  #removeKey(id: number, key: string): void {
     const cur = this.#byHash.get(key)
     if (cur === undefined) return
     if (typeof cur === "number") {
       if (cur >> 1 === id) {
         this.#byHash.delete(key)
-        this.#pairs--
+        this.#removed(id)
       }
       return
     }
     const i = cur.findIndex((x) => x >> 1 === id)
     if (i < 0) return
-    this.#pairs--
+    this.#removed(id)
     // back to the compact single-holder form, or an exact-size copy without it
     if (cur.length === 2) this.#byHash.set(key, cur[1 - i]!)
     else this.#byHash.set(key, cur.slice(0, i).concat(cur.slice(i + 1)))
@@ -169,24 +234,36 @@ export class HolderIndex {
     return out
   }
 
-  /** Forgets every holding of `node`. */
+  /** Forgets every holding of `node` (and its interned id). */
   clear(node: string): void {
     const id = this.#ids.get(node)
     if (id === undefined) return
-    for (const [key, cur] of this.#byHash) {
-      if (typeof cur === "number") {
-        if (cur >> 1 === id) {
-          this.#byHash.delete(key)
-          this.#pairs--
+    const keys = this.#keysOf.get(id)
+    this.#keysOf.delete(id)
+    if (keys !== undefined && keys !== null) {
+      // a small node: its listed keys (some may be gone already), no scan
+      for (const key of keys) this.#removeKey(id, key)
+    } else if (keys === null) {
+      for (const [key, cur] of this.#byHash) {
+        if (typeof cur === "number") {
+          if (cur >> 1 === id) {
+            this.#byHash.delete(key)
+            this.#removed(id)
+          }
+        } else {
+          const i = cur.findIndex((x) => x >> 1 === id)
+          if (i < 0) continue
+          this.#removed(id)
+          if (cur.length === 2) this.#byHash.set(key, cur[1 - i]!)
+          else this.#byHash.set(key, cur.slice(0, i).concat(cur.slice(i + 1)))
         }
-      } else {
-        const i = cur.findIndex((x) => x >> 1 === id)
-        if (i < 0) continue
-        this.#pairs--
-        if (cur.length === 2) this.#byHash.set(key, cur[1 - i]!)
-        else this.#byHash.set(key, cur.slice(0, i).concat(cur.slice(i + 1)))
       }
     }
+    // nothing refers to the id any more: it is free for the next node
+    this.#ids.delete(node)
+    this.#names[id] = undefined
+    this.#counts[id] = 0
+    this.#freeIds.push(id)
   }
 }
 
@@ -217,23 +294,28 @@ const holdersPageCodec = {
   },
 }
 
-/** The `holders` fold definition (name `holders`). */
-export const holdersFold: FoldDefinition<HolderIndex, HoldersDelta, HolderEntry> = defineFold({
-  name: "holders",
-  data: HoldersDelta,
-  entry: HolderEntry,
-  pageCodec: holdersPageCodec,
-  initial: () => new HolderIndex(),
-  apply(state, data, { origin }) {
-    for (const h of data.remove) state.remove(origin, h)
-    const kind = data.kind ?? "blob"
-    for (const h of data.add) state.add(origin, h, kind)
-    return state
-  },
-  snapshotOrigin: (state, origin) => state.entriesOf(origin),
-  restoreOrigin(state, origin, entries) {
-    state.clear(origin)
-    for (const e of entries) state.add(origin, e.hash, e.kind)
-    return state
-  },
-})
+/** Builds a `holders` fold definition with its own cap on pairs (name `holders`). */
+export function holdersFoldWith(opts: { maxPairs?: number } = {}): FoldDefinition<HolderIndex, HoldersDelta, HolderEntry> {
+  return defineFold({
+    name: "holders",
+    data: HoldersDelta,
+    entry: HolderEntry,
+    pageCodec: holdersPageCodec,
+    initial: () => new HolderIndex(opts.maxPairs),
+    apply(state, data, { origin, limit }) {
+      for (const h of data.remove) state.remove(origin, h)
+      const kind = data.kind ?? "blob"
+      for (const h of data.add) state.add(origin, h, kind, limit)
+      return state
+    },
+    snapshotOrigin: (state, origin) => state.entriesOf(origin),
+    restoreOrigin(state, origin, entries, _now, limit) {
+      state.clear(origin)
+      for (const e of entries) state.add(origin, e.hash, e.kind, limit)
+      return state
+    },
+  })
+}
+
+/** The `holders` fold definition (name `holders`, default caps). */
+export const holdersFold: FoldDefinition<HolderIndex, HoldersDelta, HolderEntry> = holdersFoldWith()

@@ -3,9 +3,9 @@ import * as Fiber from "effect/Fiber"
 import { BadRefError, ClosedError } from "../storage/format/errors.ts"
 import { isHashHex } from "../storage/format/hex.ts"
 import type { FoldBus, FoldBusMessage, FoldBusSubscription } from "./bus.ts"
-import type { AnyFoldDefinition, Fold, FoldDefinition } from "./fold.ts"
+import type { AnyFoldDefinition, Fold, FoldDefinition, FoldOptions } from "./fold.ts"
 import { DEFAULT_HEAT_HALF_LIFE_MS, type HeatIndex, heatFold } from "./heat.ts"
-import { type HolderIndex, type HoldingKind, holdersFold } from "./holders.ts"
+import { DEFAULT_MAX_HOLDINGS_PER_NODE, type HolderIndex, type HoldingKind, holdersFoldWith } from "./holders.ts"
 import { DEFAULT_HEARTBEAT_MS, type NodeIndex, nodesFold } from "./nodes.ts"
 import {
   DEFAULT_PREFIX,
@@ -50,6 +50,23 @@ export interface MaterializerOptions {
   readonly syncTimeoutMs?: number
   /** Application folds materialized alongside nodes, holders and heat. */
   readonly folds?: ReadonlyArray<AnyFoldDefinition>
+  /**
+   * Most origins each fold keeps state for (default 1024). Past it, the least recently
+   * heard origin that is not live is evicted; when all are live, the new origin is refused.
+   */
+  readonly maxOrigins?: number
+  /** Most hashes one live node may advertise in `holders` (default 10M). */
+  readonly maxHoldingsPerNode?: number
+  /** Most (hash, holder) pairs in `holders` over all nodes (default 64M). */
+  readonly maxHolderPairs?: number
+  /** Most distinct hashes one live node may report reads of in `heat` (default 100k). */
+  readonly maxHeatPerNode?: number
+  /** Entries an origin without a live heartbeat may have in `holders` and `heat` (default 1024). */
+  readonly notLiveQuota?: number
+  /** Largest seq step an event may claim past what is applied (default 65536). */
+  readonly maxSeqJump?: number
+  /** How far ahead of our clock an epoch (µs since 1970) may be (default 10 min). */
+  readonly maxEpochSkewMs?: number
   /** Local clock (tests). */
   readonly now?: () => number
 }
@@ -68,7 +85,21 @@ export interface MaterializerStats {
   syncFailures: number
   /** Sync pages served to peers. */
   pagesServed: number
+  /** Events refused, by fold and reason (see `RejectReason` and folds/README.md § Forged traffic). */
+  readonly rejected: Record<string, Record<string, number>>
+  /** Syncs not started: the origin's backoff had not expired, or too many were in flight. */
+  syncsDeferred: number
 }
+
+/** Most syncs in flight at once: a flood of made-up origins cannot hold every slot for long. */
+const MAX_SYNCS_IN_FLIGHT = 16
+/** A failing origin's syncs back off up to this. */
+const MAX_SYNC_BACKOFF_MS = 30_000
+/** Defaults of the caps (MaterializerOptions). */
+const DEFAULT_MAX_ORIGINS = 1024
+const DEFAULT_MAX_HEAT_PER_NODE = 100_000
+const DEFAULT_NOT_LIVE_QUOTA = 1024
+const DEFAULT_MAX_EPOCH_SKEW_MS = 10 * 60_000
 
 /**
  * `Effect.sleep` on an unref'd timer: a fold's periodic work (heartbeats, sweeps, pings,
@@ -117,7 +148,7 @@ export class Materializer {
   readonly zone: string | undefined
   readonly heartbeatMs: number
   /** Counters; read-only for callers. */
-  readonly stats: MaterializerStats = { malformed: 0, applied: 0, gaps: 0, syncs: 0, syncFailures: 0, pagesServed: 0 }
+  readonly stats: MaterializerStats = { malformed: 0, applied: 0, gaps: 0, syncs: 0, syncFailures: 0, pagesServed: 0, rejected: {}, syncsDeferred: 0 }
 
   /** The `nodes` fold. */
   readonly nodes: Fold<NodeIndex, unknown, unknown>
@@ -138,6 +169,8 @@ export class Materializer {
   readonly #inflight = new Map<string, Promise<void>>()
   readonly #pings = new Set<Promise<void>>()
   readonly #captures = new Map<string, Capture>()
+  /** Per (fold, origin): when the next sync may start, and the current backoff. */
+  readonly #syncGate = new Map<string, { next: number; backoff: number }>()
   #pingCursor = 0
 
   readonly #holderBatch = new Map<string, HoldingKind | "drop">()
@@ -166,13 +199,29 @@ export class Materializer {
     this.#epoch = Date.now() * 1000 + Math.floor(Math.random() * 1000)
     const defs: AnyFoldDefinition[] = [
       nodesFold(opts.livenessTimeoutMs === undefined ? {} : { timeoutMs: opts.livenessTimeoutMs }),
-      holdersFold,
+      holdersFoldWith(opts.maxHolderPairs === undefined ? {} : { maxPairs: opts.maxHolderPairs }),
       heatFold(opts.heatHalfLifeMs ?? DEFAULT_HEAT_HALF_LIFE_MS),
       ...(opts.folds ?? []),
     ]
+    const quota = opts.notLiveQuota ?? DEFAULT_NOT_LIVE_QUOTA
+    // what a peer may make us hold: own facts are never capped; a live origin up to the
+    // fold's cap; one without a live heartbeat (made up, or not yet heard) a small quota
+    const limitBy = (max: number) => (origin: string) => (origin === this.node ? Number.POSITIVE_INFINITY : this.isAlive(origin) ? max : quota)
+    const limits: Record<string, (origin: string) => number> = {
+      holders: limitBy(opts.maxHoldingsPerNode ?? DEFAULT_MAX_HOLDINGS_PER_NODE),
+      heat: limitBy(opts.maxHeatPerNode ?? DEFAULT_MAX_HEAT_PER_NODE),
+    }
     for (const def of defs) {
       if (this.#folds.has(def.name)) throw new TypeError(`duplicate fold name: ${def.name}`)
-      this.#folds.set(def.name, def.create())
+      const limit = limits[def.name]
+      const foldOpts: FoldOptions = {
+        maxOrigins: opts.maxOrigins ?? DEFAULT_MAX_ORIGINS,
+        evictable: (origin) => origin !== this.node && !this.isAlive(origin),
+        confirmEpochs: true,
+        ...(opts.maxSeqJump === undefined ? {} : { maxSeqJump: opts.maxSeqJump }),
+        ...(limit === undefined ? {} : { entryLimit: limit }),
+      }
+      this.#folds.set(def.name, def.create(foldOpts))
     }
     this.nodes = this.#folds.get("nodes") as Fold<NodeIndex, unknown, unknown>
     this.holders = this.#folds.get("holders") as Fold<HolderIndex, unknown, unknown>
@@ -413,52 +462,103 @@ export class Materializer {
     if (this.#closing !== undefined) return
     const fold = this.#folds.get(foldName)!
     const env = decodeOr(Envelope, parseJson(msg.data))
-    // the subject names the origin: an envelope claiming another is dropped
-    if (env === undefined || msg.subject !== this.#subjects.event(foldName, env.origin)) {
+    if (env === undefined) {
       this.stats.malformed++
+      this.#reject(foldName, "malformed")
+      return
+    }
+    // the subject names the origin: an envelope claiming another is dropped
+    if (msg.subject !== this.#subjects.event(foldName, env.origin)) {
+      this.stats.malformed++
+      this.#reject(foldName, "origin-mismatch")
       return
     }
     if (env.origin === this.node) return
+    // an epoch is a start time in µs: one from the far future is made up (it would outrank
+    // every real incarnation); nobody is asked about it
+    if (env.epoch > (Date.now() + (this.#opts.maxEpochSkewMs ?? DEFAULT_MAX_EPOCH_SKEW_MS)) * 1000 + 1000) {
+      this.#reject(foldName, "future-epoch")
+      return
+    }
     const data = decodeOr(fold.spec.data, env.data)
     if (data === undefined) {
       this.stats.malformed++
+      this.#reject(foldName, "malformed")
       return
     }
     const r = fold.apply({ origin: env.origin, epoch: env.epoch, seq: env.seq, data }, this.#now())
-    if (r.kind === "applied") this.stats.applied++
-    else if (r.kind === "gap") {
-      this.stats.gaps++
-      this.#sync(foldName, env.origin)
+    switch (r.kind) {
+      case "applied":
+        this.stats.applied++
+        if (foldName === "nodes") this.#checkWatermarks(env.origin, env.epoch)
+        return
+      case "gap":
+        this.stats.gaps++
+        this.#sync(foldName, env.origin)
+        return
+      case "rejected":
+        this.#reject(foldName, r.reason)
+        // too many origins: nobody to ask; a seq or epoch claim: the origin's own answer decides
+        if (r.reason !== "origin-cap") this.#sync(foldName, env.origin)
+        return
+      default:
+        // a replay or another epoch than the one applied: either the origin restarted, or
+        // someone published under its name. Its own snapshot settles which (rate-limited)
+        if (r.kind === "stale-epoch") this.#reject(foldName, "stale-epoch")
+        this.#sync(foldName, env.origin)
     }
-    if (foldName === "nodes" && r.kind === "applied") this.#checkWatermarks(env.origin, env.epoch)
+  }
+
+  #reject(foldName: string, reason: string): void {
+    const byReason = (this.stats.rejected[foldName] ??= {})
+    byReason[reason] = (byReason[reason] ?? 0) + 1
   }
 
   /** A heartbeat advertises the origin's seq per fold: sync any fold we are behind on. */
   #checkWatermarks(origin: string, epoch: number): void {
     const hb = this.nodes.state.heartbeatOf(origin)
     if (hb === undefined) return
-    for (const [name, seq] of Object.entries(hb.watermarks)) {
-      const fold = this.#folds.get(name)
-      if (fold === undefined || seq === 0) continue
+    // our folds, not the heartbeat's keys: a made-up heartbeat may list any number of names
+    for (const [name, fold] of this.#folds) {
+      const seq = hb.watermarks[name]
+      if (seq === undefined || seq === 0 || name === "nodes") continue
       const mark = fold.watermarkOf(origin)
-      if (mark === undefined || mark.epoch < epoch || (mark.epoch === epoch && mark.seq < seq) || fold.hasGap(origin)) {
+      if (mark === undefined || mark.epoch !== epoch || mark.seq < seq || fold.hasGap(origin)) {
         this.#sync(name, origin)
       }
     }
   }
 
-  /** Fetches and restores `origin`'s snapshot of one fold; one at a time per (fold, origin). */
+  /**
+   * Fetches and restores `origin`'s snapshot of one fold; one at a time per (fold, origin),
+   * at most one per heartbeat interval per (fold, origin) and backing off (doubling, up to
+   * 30 s) while the origin does not answer, and at most 16 in flight: forged gaps, seqs and
+   * epochs, and heartbeats of origins nobody serves, cannot make a storm of requests.
+   */
   #sync(foldName: string, origin: string): void {
     const key = `${foldName}.${origin}`
     if (this.#inflight.has(key) || this.#closing !== undefined) return
+    const now = Date.now()
+    const gate = this.#syncGate.get(key)
+    if ((gate !== undefined && now < gate.next) || this.#inflight.size >= MAX_SYNCS_IN_FLIGHT) {
+      this.stats.syncsDeferred++
+      return
+    }
+    const settle = (ok: boolean) => {
+      this.#syncGate.delete(key)
+      const backoff = ok ? this.heartbeatMs : Math.min(MAX_SYNC_BACKOFF_MS, Math.max(this.heartbeatMs, 2 * (gate?.backoff ?? this.heartbeatMs / 2)))
+      this.#syncGate.set(key, { next: Date.now() + backoff, backoff })
+    }
     const p = this.#fetchSnapshot(foldName, origin)
       .then(
         (ok) => {
           if (ok) this.stats.syncs++
           else this.stats.syncFailures++
+          settle(ok)
         },
         () => {
           this.stats.syncFailures++
+          settle(false)
         },
       )
       .finally(() => this.#inflight.delete(key))
@@ -491,7 +591,8 @@ export class Materializer {
       }
       for (const e of got) entries.push(e)
     }
-    fold.restoreOrigin(origin, { epoch: first.epoch, seq: first.seq }, entries, this.#now())
+    // the origin's own answer: authoritative over whatever events claimed under its name
+    fold.restoreOrigin(origin, { epoch: first.epoch, seq: first.seq }, entries, this.#now(), true)
     return true
   }
 
@@ -532,6 +633,9 @@ export class Materializer {
 
   /** Forgets nodes silent for longer than `forgetAfterMs` in every fold. */
   #sweep(): void {
+    const wall = Date.now()
+    // gates long expired say nothing any more (made-up origins come and go)
+    for (const [key, g] of this.#syncGate) if (g.next + MAX_SYNC_BACKOFF_MS < wall) this.#syncGate.delete(key)
     const now = this.#now()
     const forgetAfter = this.#opts.forgetAfterMs ?? 20 * this.heartbeatMs
     for (const node of this.nodes.state.knownNodes()) {
