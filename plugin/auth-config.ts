@@ -43,6 +43,8 @@ export interface AuthUser extends RoleOptions {
   readonly password?: string
   /** Environment variable the server reads the password from (default `DATAFORTS_PASSWORD_<USER>`). */
   readonly passwordEnv?: string
+  /** Permissions to use instead of the role's (a narrower set, e.g. derived from `natsPermissions`). */
+  readonly permissions?: NatsPermissions
 }
 
 const TOKEN = /^[A-Za-z0-9_-]{1,128}$/
@@ -99,7 +101,7 @@ const list = (xs: readonly string[]) => `[${xs.map((x) => JSON.stringify(x)).joi
 
 /** One user entry of a `users = [...]` list. */
 export function userEntry(u: AuthUser): string {
-  const perms = natsPermissions(u.role, u)
+  const perms = u.permissions ?? natsPermissions(u.role, u)
   const lines = [
     `    {`,
     `      # ${u.role}${u.node === undefined ? "" : ` ${u.node}`}, prefix ${u.prefix ?? DEFAULT_PREFIX}`,
