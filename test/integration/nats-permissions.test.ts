@@ -164,7 +164,11 @@ describe("a nats-server that enforces Dataforts' permissions", () => {
     const a = await openNode("a")
     const obs = await connectAs("obs")
     const seen: string[] = []
-    obs.subscribe(`${prefix}.fold.*.*`, { callback: (err, m) => err === null && seen.push(m.subject) })
+    obs.subscribe(`${prefix}.fold.*.*`, {
+      callback: (err, m) => {
+        if (err === null) seen.push(m.subject)
+      },
+    })
     const refused: Denial[] = []
     const unwatch = watchDenials(obs, (d) => refused.push(d))
     await a.put(seededBytes(1000, 15))
