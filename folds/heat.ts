@@ -20,13 +20,13 @@ const COLD = 1e-3
 
 /** One `heat` event: `[hash, reads]` pairs the origin served or consumed since its last event. */
 export const HeatDelta = Schema.Struct({
-  reads: Schema.Array(Schema.Tuple([HashHex, Schema.Number.check(Schema.isGreaterThan(0))])),
+  reads: Schema.Array(Schema.Tuple([HashHex, Schema.Finite.check(Schema.isGreaterThan(0))])),
 })
 /** Decoded `heat` event payload. */
 export type HeatDelta = typeof HeatDelta.Type
 
 /** One entry of an origin's heat snapshot: its decayed heat of one hash at snapshot time. */
-export const HeatEntry = Schema.Tuple([HashHex, Schema.Number.check(Schema.isGreaterThan(0))])
+export const HeatEntry = Schema.Tuple([HashHex, Schema.Finite.check(Schema.isGreaterThan(0))])
 /** Decoded heat snapshot entry. */
 export type HeatEntry = typeof HeatEntry.Type
 

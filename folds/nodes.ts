@@ -19,8 +19,9 @@ export const NodeId = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{1,128
 /** One heartbeat: the sender's zone, interval and per-fold watermark (seq of its last event). */
 export const Heartbeat = Schema.Struct({
   zone: Schema.optional(Schema.String),
-  intervalMs: Schema.Number.check(Schema.isGreaterThan(0)),
-  watermarks: Schema.Record(Schema.String, Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))),
+  intervalMs: Schema.Finite.check(Schema.isGreaterThan(0)),
+  // a watermark is a seq: a safe integer, never a fraction or 1e400 (Infinity, which JSON writes back as null)
+  watermarks: Schema.Record(Schema.String, Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
 })
 /** Decoded heartbeat payload. */
 export type Heartbeat = typeof Heartbeat.Type

@@ -30,11 +30,13 @@ export const subjects = (prefix: string) => ({
 
 const Seq = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+/** Nodes make epochs from the clock (µs, a safe integer); a fraction, 1e400 or an unsafe integer is not one. */
+const Epoch = Count
 
 /** Event envelope; `data` is decoded afterwards with the fold's own Schema. */
 export const Envelope = Schema.Struct({
   origin: Schema.String,
-  epoch: Schema.Number,
+  epoch: Epoch,
   seq: Seq,
   data: Schema.Unknown,
 })
@@ -53,7 +55,7 @@ export const PageHeader = Schema.Union([
   Schema.Struct({
     fold: Schema.String,
     origin: Schema.String,
-    epoch: Schema.Number,
+    epoch: Epoch,
     seq: Count,
     id: Schema.String,
     page: Count,

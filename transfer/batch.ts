@@ -30,6 +30,7 @@ export function batchSubject(prefix: string, node: string): string {
 
 export function encodeBatchRequest(hashes: readonly Uint8Array[]): Uint8Array {
   if (hashes.length > BATCH_MAX_COUNT) throw new RangeError(`at most ${BATCH_MAX_COUNT} hashes per batch`)
+  if (hashes.some((h) => h.length !== 32)) throw new RangeError("a batch names 32-byte hashes")
   const out = new Uint8Array(3 + 32 * hashes.length)
   out[0] = BATCH_VERSION
   new DataView(out.buffer).setUint16(1, hashes.length)
@@ -47,8 +48,13 @@ export function decodeBatchRequest(b: Uint8Array): Uint8Array[] {
 export type BatchEntry = { status: 0; bytes: Uint8Array } | { status: 1 | 2 | 3 }
 
 export function encodeBatchReply(entries: readonly BatchEntry[]): Uint8Array {
+  // what the decoder refuses is not written: a u16 count would silently wrap past 65535
+  if (entries.length > BATCH_MAX_COUNT) throw new RangeError(`at most ${BATCH_MAX_COUNT} entries per batch reply`)
   let size = 3
-  for (const e of entries) size += 1 + (e.status === 0 ? 4 + e.bytes.length : 0)
+  for (const e of entries) {
+    if (e.status === 0 && e.bytes.length > BATCH_CHUNK_MAX_BYTES) throw new RangeError(`batch entry of ${e.bytes.length} bytes > ${BATCH_CHUNK_MAX_BYTES}`)
+    size += 1 + (e.status === 0 ? 4 + e.bytes.length : 0)
+  }
   const out = new Uint8Array(size)
   const view = new DataView(out.buffer)
   out[0] = BATCH_VERSION

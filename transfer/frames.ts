@@ -53,10 +53,16 @@ export type ControlMessage =
 const HASH_BYTES = 32
 const U32_MAX = 0xffff_ffff
 const TE = new TextEncoder()
-const TD = new TextDecoder("utf-8", { fatal: true })
+// ignoreBOM keeps a leading U+FEFF as text, so a decoded message re-encodes to the bytes it came from
+const TD = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
 function checkU32(what: string, n: number): void {
   if (!Number.isInteger(n) || n < 0 || n > U32_MAX) throw new RangeError(`${what} out of u32 range: ${n}`)
+}
+
+/** The decoder refuses an empty subject ("missing subject"), so the encoders do too. */
+function checkSubject(subject: string): void {
+  if (subject.length === 0) throw new RangeError("subject must not be empty")
 }
 
 function header(size: number, type: number): { out: Uint8Array; view: DataView } {
@@ -150,6 +156,7 @@ export function encodeReq(hash: Uint8Array, offset: number, credit: number, maxL
 /** CREDIT: the holder may send DATA up to this absolute offset (cumulative, never regresses). */
 export function encodeCredit(credit: number, subject: string): Uint8Array {
   checkU32("credit", credit)
+  checkSubject(subject)
   const s = TE.encode(subject)
   const { out, view } = header(6 + s.length, FrameType.CREDIT)
   view.setUint32(2, credit)
@@ -159,6 +166,7 @@ export function encodeCredit(credit: number, subject: string): Uint8Array {
 
 /** CANCEL: stop the transfer answering on `subject` and release it. */
 export function encodeCancel(subject: string): Uint8Array {
+  checkSubject(subject)
   const s = TE.encode(subject)
   const { out } = header(2 + s.length, FrameType.CANCEL)
   out.set(s, 2)

@@ -42,7 +42,8 @@ const KIND = { file: 0, dir: 1, symlink: 2 } as const
 const KINDS = ["file", "dir", "symlink"] as const
 
 const enc = new TextEncoder()
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
+// ignoreBOM keeps a leading U+FEFF as text: stripped, "\uFEFFa" and "a" would decode alike (two encodings of one tree)
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
 /** Rejects names that could leave the directory or confuse a filesystem. */
 export function checkName(name: string): void {
@@ -71,7 +72,7 @@ export function encodeDirManifest(manifest: DirManifest): Uint8Array {
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i]!
     if (i > 0 && compareBytes(rows[i - 1]!.name, r.name) === 0) throw new BadManifestError(`duplicate name ${r.e.name}`)
-    if (r.target && (r.target.length > LINK_MAX_BYTES || r.e.kind === "symlink" && r.e.target.includes("\0"))) {
+    if (r.target && (r.target.length === 0 || r.target.length > LINK_MAX_BYTES || r.e.kind === "symlink" && r.e.target.includes("\0"))) {
       throw new UnsafePathError(r.e.name, "bad link target")
     }
     size += 5 + r.name.length + (r.target ? 2 + r.target.length : REF_BYTES)
