@@ -28,4 +28,10 @@ export interface FoldBus {
    * materializer then stops itself. Returns the function that stops watching (idempotent).
    */
   onClose?(listener: () => void): () => void
+  /**
+   * Optional: calls `listener` each time the bus comes back after an outage (the server
+   * restarted, the client failed over); what was published meanwhile is lost. Returns the
+   * function that stops watching (idempotent).
+   */
+  onReconnect?(listener: () => void): () => void
 }

@@ -182,6 +182,8 @@ export class Materializer {
   #closing: Promise<void> | undefined
   /** Stops watching the bus for its end (set while started). */
   #unwatchBus: (() => void) | undefined
+  /** Stops watching the bus for reconnects (set while started). */
+  #unwatchReconnect: (() => void) | undefined
   /** The bus is gone for good (its connection closed): nothing more goes out. */
   #busGone = false
 
@@ -243,6 +245,10 @@ export class Materializer {
     this.#subs.push(this.#bus.subscribe(this.#subjects.ping(this.node), (m) => m.respond(new Uint8Array(0))))
     // a bus whose connection closed takes the materializer with it: its timers, fibers and
     // requests stop at once, whether or not close() is ever called
+    // back after an outage: our events and heartbeats sent meanwhile are lost and peers may
+    // think us dead; a heartbeat now makes us live again and carries our watermarks, so they
+    // sync what they missed at once (theirs reach us with their next heartbeat)
+    this.#unwatchReconnect = this.#bus.onReconnect?.(() => this.#heartbeat())
     this.#unwatchBus = this.#bus.onClose?.(() => {
       this.#busGone = true
       void this.close()
@@ -382,6 +388,8 @@ export class Materializer {
   async #close(): Promise<void> {
     this.#unwatchBus?.()
     this.#unwatchBus = undefined
+    this.#unwatchReconnect?.()
+    this.#unwatchReconnect = undefined
     try {
       // batched own deltas go out (not to a bus that is gone: they would be refused)
       if (this.#started && !this.#busGone) this.#flushHolders()

@@ -16,6 +16,9 @@ import { storeChunkSource } from "./chunk-source.ts"
 import { forEachBounded } from "./concurrency.ts"
 import { type CountingFoldBus, natsFoldBus, onConnectionClosed, watchDenials } from "./nats-bus.ts"
 import { borrowReceiveArena, returnReceiveArena } from "./receive-arenas.ts"
+import { HolderPenalties } from "./holder-penalties.ts"
+import { TimeoutError } from "../storage/format/errors.ts"
+import { type ConnectionWatch, watchConnection } from "./nats-bus.ts"
 
 /** Where a read's bytes came from. */
 export interface ReadSources {
@@ -55,8 +58,9 @@ export interface AttachOptions {
 /** Small chunks asked for in one batch request. */
 const BATCH_GROUP = 256
 
-/** A holder that failed us is avoided for this long. */
-const AVOID_MS = 30_000
+/** A read whose NATS connection stays down this long fails TIMEOUT (nats.js may retry for longer). */
+const OUTAGE_WAIT_MS = 30_000
+
 
 /**
  * Chunk writes a read or fetch lets run behind it. Under load a direct write of a ~5 MiB
@@ -80,7 +84,8 @@ export class Mesh {
   readonly receiver: ChunkReceiver
   readonly batches: { served(): number; close(): void }
   readonly #budget: ByteBudget
-  readonly #avoid = new Map<string, number>()
+  /** Holders that failed us: tried last for a while (longer for repeat offenders), forgiven when they serve. */
+  readonly #penalties = new HolderPenalties()
   /** Receive buffers, page-aligned: a received chunk is written to disk straight from its buffer (O_DIRECT, no staging copy). Lent process-wide. */
   readonly #pool = borrowReceiveArena()
   /** Holders abandoned or blamed, by error code (for operators and tests). */
@@ -91,6 +96,15 @@ export class Mesh {
   /** The connection closed under this mesh (which then closed itself): reads say NO_HOLDER. */
   #connectionClosed = false
   readonly #unwatchConnection: () => void
+  /** The connection's outages (a server restart, failover, slow-consumer cut-off): reads wait them out. */
+  readonly #link: ConnectionWatch
+  /** Chunk fetches started over after NO_HOLDER (a holder not reachable for a moment, e.g. after a server fault). */
+  refetches = 0
+
+  /** Times this node's NATS connection came back after dropping (while the mesh was open). */
+  get reconnects(): number {
+    return this.#link.reconnects
+  }
 
   private constructor(
     readonly store: LocalStore,
@@ -123,6 +137,7 @@ export class Mesh {
     this.batches = serveBatches(nc, { node: options.node, prefix: this.#opts.prefix, source: storeChunkSource(store) })
     // the caller may close its connection before (or instead of) closing the node: every
     // timer, subscription and transfer of the mesh stops then, and reads fail NO_HOLDER
+    this.#link = watchConnection(nc)
     this.#unwatchConnection = onConnectionClosed(nc, () => {
       this.#connectionClosed = true
       void this.close().catch(() => {})
@@ -212,10 +227,21 @@ export class Mesh {
     const peers = this.folds.nearestHolders(chunkHex)
     const whole = blobHex === chunkHex ? [] : this.folds.nearestHolders(blobHex).filter((h) => !peers.includes(h))
     const now = Date.now()
-    const ok = (h: string) => (this.#avoid.get(h) ?? 0) < now
+    const ok = (h: string) => !this.#penalties.isPenalized(h, now)
     const ordered = [...rotate(peers.filter(ok), spread), ...rotate(whole.filter(ok), spread)]
     const avoided = [...peers, ...whole].filter((h) => !ok(h))
     return [...ordered, ...avoided]
+  }
+
+  /** True while `holder` is avoided after failing a read (it is then asked last). */
+  isPenalized(holder: string): boolean {
+    return this.#penalties.isPenalized(holder)
+  }
+
+  /** A holder failed a read with `code`: counted, and asked last for a while. */
+  #blame(holder: string, code: string): void {
+    this.#penalties.blame(holder)
+    this.holderFailures[code] = (this.holderFailures[code] ?? 0) + 1
   }
 
   /** Waits (bounded) until some holder of the blob is known; NO_HOLDER otherwise. */
@@ -232,15 +258,24 @@ export class Mesh {
 
   /** Fetches one chunk (verified) from the nearest holders, spreading by `spread` over close peers. */
   async #fetchChunk(hex: string, blobHex: string, expectedLength: number | undefined, spread: number, sources: ReadSources, signal: AbortSignal, into?: (length: number) => Uint8Array): Promise<Uint8Array> {
+    // NO_HOLDER is retried every 100 ms within the discovery timeout of the first failure:
     // in a cluster a holder's subscription can reach our server after its adverts did ("no
-    // responders" for a moment): retry NO_HOLDER while live holders are known, within the
-    // discovery timeout
-    const deadline = Date.now() + this.#opts.discoveryTimeoutMs
+    // responders" for a moment), and after a server fault (ours or the holder's: a restart,
+    // a failover, a slow-consumer cut-off) holders look dead until their next heartbeat.
+    // While our own connection is down nobody can be asked: wait for it (bounded), and count
+    // the window again from its return. The chunk starts over; chunks already here stay.
+    let deadline: number | undefined
     for (;;) {
       try {
         return await this.#fetchChunkOnce(hex, blobHex, expectedLength, spread, sources, signal, into)
       } catch (err) {
-        if (!(err instanceof NoHolderError) || Date.now() > deadline || signal.aborted || this.#closed || this.holdersFor(hex, blobHex).length === 0) throw err
+        if (!(err instanceof NoHolderError) || signal.aborted || this.#closed) throw err
+        const now = Date.now()
+        deadline ??= now + this.#opts.discoveryTimeoutMs
+        if (this.#link.down) {
+          if (now - this.#link.downSince > OUTAGE_WAIT_MS) throw new TimeoutError(`the NATS connection has been down for ${OUTAGE_WAIT_MS} ms`)
+        } else if (now > Math.max(deadline, this.#link.reconnectedAt + this.#opts.discoveryTimeoutMs)) throw err
+        this.refetches++
         await new Promise((r) => setTimeout(r, 100))
         this.#checkOpen(hex)
       }
@@ -257,10 +292,11 @@ export class Mesh {
       idleTimeoutMs: this.#opts.idleTimeoutMs,
       signal,
       onHolderFailure: (holder: string, error: DatafortsError) => {
-        this.#avoid.set(holder, Date.now() + AVOID_MS)
-        this.holderFailures[error.code] = (this.holderFailures[error.code] ?? 0) + 1
+        this.#blame(holder, error.code)
       },
     })
+    // a holder whose bytes verified is forgiven (one bad moment does not keep it at the back)
+    for (const holder of report.servedBy.keys()) if (!report.failures.some((f) => f.holder === holder)) this.#penalties.credit(holder)
     for (const [peer, n] of report.servedBy) sources.peers[peer] = (sources.peers[peer] ?? 0) + n
     return report.bytes
   }
@@ -535,10 +571,14 @@ export class Mesh {
       groups,
       4,
       async ([holder, hexes]) => {
-        const got = await fetchBatch(this.nc, { holder, hashes: hexes, hashBackend: this.store.hasher, prefix: this.#opts.prefix }).catch(() => undefined)
+        const got = await fetchBatch(this.nc, { holder, hashes: hexes, hashBackend: this.store.hasher, prefix: this.#opts.prefix }).catch((err: unknown) => {
+          // not listening, silent or garbled: blamed like a failed stream (the caller reads those one by one)
+          if (options.signal?.aborted !== true && !this.#closed) this.#blame(holder, (err as { code?: string }).code ?? "NO_HOLDER")
+          return undefined
+        })
         if (got === undefined) return
         if (got.corrupt > 0) {
-          this.#avoid.set(holder, Date.now() + AVOID_MS)
+          this.#penalties.blame(holder)
           this.holderFailures.INTEGRITY = (this.holderFailures.INTEGRITY ?? 0) + got.corrupt
         }
         await Promise.all(
@@ -576,6 +616,7 @@ export class Mesh {
   async #close(): Promise<void> {
     this.#closed = true
     this.#unwatchConnection()
+    this.#link.release()
     this.bus.dispose()
     try {
       // each part stops even when one before it failed; the first failure is rethrown

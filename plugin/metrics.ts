@@ -45,6 +45,17 @@ const DEFS: Def[] = [
     return [{ labels: { result: "ok" }, value: s?.fetchesCompleted ?? 0 }, { labels: { result: "failed" }, value: s?.fetchesFailed ?? 0 }]
   } },
   { name: "dataforts_fetch_resumes_total", help: "Fetches resumed after a gap, timeout or holder death", kind: "counter", read: (b) => m(b)?.receiver.stats().resumes ?? 0 },
+  { name: "dataforts_reconnects_total", help: "Times this node's NATS connection came back after dropping (server restart, failover, slow-consumer cut-off)", kind: "counter", read: (b) => m(b)?.reconnects ?? 0 },
+  { name: "dataforts_transfer_resumes_total", help: "Chunk fetches resumed after a connection fault, by reason (reconnect: ours came back; stall: a quiet holder asked again; not_listening: a holder not yet back after our reconnect; refetch: a chunk started over once its holders were reachable again)", kind: "counter", read: (b) => {
+    const mesh = m(b)
+    const f = mesh?.receiver.stats().faultResumes
+    return [
+      { labels: { reason: "reconnect" }, value: f?.reconnect ?? 0 },
+      { labels: { reason: "stall" }, value: f?.stall ?? 0 },
+      { labels: { reason: "not_listening" }, value: f?.notListening ?? 0 },
+      { labels: { reason: "refetch" }, value: mesh?.refetches ?? 0 },
+    ]
+  } },
   { name: "dataforts_fetches_active", help: "Chunk fetches in flight", kind: "gauge", read: (b) => m(b)?.receiver.stats().activeFetches ?? 0 },
   { name: "dataforts_read_inflight_bytes", help: "Chunk bytes reads hold now (in flight, handed out or being written), within the node budget", kind: "gauge", read: (b) => m(b)?.bytesInFlight ?? 0 },
   { name: "dataforts_holder_failures_total", help: "Holders abandoned or blamed, by error code", kind: "counter", read: (b) =>
@@ -106,6 +117,7 @@ const LABELS: Record<string, string[]> = {
   dataforts_transfers_total: ["result"],
   dataforts_served_frames_total: ["path"],
   dataforts_fold_events_total: ["outcome"],
+  dataforts_transfer_resumes_total: ["reason"],
   dataforts_blob_heat: ["hash"],
 }
 

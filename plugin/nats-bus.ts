@@ -72,6 +72,11 @@ export function natsFoldBus(nc: NatsConnection): CountingFoldBus {
       return msg.data
     },
     onClose: (listener) => onConnectionClosed(nc, listener),
+    onReconnect: (listener) => {
+      const watch = watchConnection(nc)
+      watch.onReconnect(listener)
+      return () => watch.release()
+    },
     activeSubscriptions: () => [...open].filter((s) => !s.isClosed()).length,
     subscribedSubjects: () => [...subscribed],
     publishesDenied: () => denied,
@@ -149,5 +154,112 @@ export function onConnectionClosed(nc: NatsConnection, listener: () => void): ()
   mine.add(listener)
   return () => {
     mine.delete(listener)
+  }
+}
+
+/** What one connection's status stream said so far (shared by every node on it). */
+export interface ConnectionWatch {
+  /** Between nats.js `disconnect` and `reconnect`: nothing we publish gets anywhere. */
+  readonly down: boolean
+  /** When it went down (meaningful while `down`). */
+  readonly downSince: number
+  /** When it last came back (-Infinity before any reconnect). */
+  readonly reconnectedAt: number
+  /** Disconnects and reconnects seen while watched. */
+  readonly disconnects: number
+  readonly reconnects: number
+  /** Calls `listener` after each reconnect, until `release()`. */
+  onReconnect(listener: () => void): void
+  /** Stops this handle (idempotent); the status iterator stops with the last handle. */
+  release(): void
+}
+
+interface Watcher {
+  down: boolean
+  downSince: number
+  reconnectedAt: number
+  disconnects: number
+  reconnects: number
+  readonly listeners: Set<() => void>
+  handles: number
+  stop(): void
+}
+
+const connectionWatchers = new WeakMap<NatsConnection, Watcher>()
+
+/**
+ * Watches `nc` for its server going away and coming back (a restart, a failover to another
+ * cluster member, a slow-consumer cut-off: nats.js `disconnect`/`reconnect`), so a node can
+ * wait out the outage and resync after it instead of blaming its peers. One status iterator
+ * per connection however many nodes watch it, stopped with the last handle.
+ */
+export function watchConnection(nc: NatsConnection): ConnectionWatch {
+  let w = connectionWatchers.get(nc)
+  if (w === undefined) {
+    // nats.js returns a QueuedIterator: stop() ends the loop below
+    const status = nc.status() as AsyncIterable<{ type: string }> & { stop(): void }
+    const fresh: Watcher = { down: false, downSince: 0, reconnectedAt: Number.NEGATIVE_INFINITY, disconnects: 0, reconnects: 0, listeners: new Set(), handles: 0, stop: () => status.stop() }
+    w = fresh
+    connectionWatchers.set(nc, fresh)
+    void (async () => {
+      try {
+        for await (const s of status) {
+          if (s.type === "disconnect" && !fresh.down) {
+            fresh.down = true
+            fresh.downSince = Date.now()
+            fresh.disconnects++
+          } else if (s.type === "reconnect") {
+            fresh.down = false
+            fresh.reconnectedAt = Date.now()
+            fresh.reconnects++
+            for (const l of [...fresh.listeners]) {
+              try {
+                l()
+              } catch {
+                // one listener's failure must not keep the others from resyncing
+              }
+            }
+          } else if (s.type === "close") break
+        }
+      } catch {
+        // iterator stopped
+      } finally {
+        if (connectionWatchers.get(nc) === fresh) connectionWatchers.delete(nc)
+      }
+    })()
+  }
+  const mine = w
+  mine.handles++
+  const own = new Set<() => void>()
+  let released = false
+  return {
+    get down() {
+      return mine.down
+    },
+    get downSince() {
+      return mine.downSince
+    },
+    get reconnectedAt() {
+      return mine.reconnectedAt
+    },
+    get disconnects() {
+      return mine.disconnects
+    },
+    get reconnects() {
+      return mine.reconnects
+    },
+    onReconnect(listener) {
+      if (released) return
+      own.add(listener)
+      mine.listeners.add(listener)
+    },
+    release() {
+      if (released) return
+      released = true
+      for (const l of own) mine.listeners.delete(l)
+      if (--mine.handles > 0) return
+      if (connectionWatchers.get(nc) === mine) connectionWatchers.delete(nc)
+      mine.stop()
+    },
   }
 }

@@ -75,6 +75,15 @@ export interface ReceiverStats {
   readonly framesReceived: number
   readonly resumes: number
   readonly integrityFailures: number
+  /**
+   * Of `resumes`, why the same holder was asked again after a connection fault: `reconnect`
+   * (our connection came back: frames and credit sent meanwhile are gone), `stall` (the holder
+   * went quiet: its frames or our credit were lost, e.g. its own connection dropped),
+   * `notListening` (right after a reconnect the holder had not re-subscribed yet).
+   */
+  readonly faultResumes: { readonly reconnect: number; readonly stall: number; readonly notListening: number }
+  /** Times this receiver saw its connection drop (nats.js `disconnect`) while fetching. */
+  readonly disconnects: number
 }
 
 export interface ReceiverOptions {
@@ -110,6 +119,13 @@ export class ChunkReceiver implements AsyncDisposable {
   framesReceived = 0
   resumes = 0
   integrityFailures = 0
+  readonly faultResumes = { reconnect: 0, stall: 0, notListening: 0 }
+  disconnects = 0
+  /** The connection is down (between nats.js `disconnect` and `reconnect`): nobody is to blame for silence. */
+  offline = false
+  offlineSince = 0
+  /** When the connection last came back (holders may take a moment to re-subscribe). */
+  reconnectedAt = Number.NEGATIVE_INFINITY
 
   constructor(nc: NatsConnection, options: ReceiverOptions = {}) {
     this.#nc = nc
@@ -126,6 +142,8 @@ export class ChunkReceiver implements AsyncDisposable {
       framesReceived: this.framesReceived,
       resumes: this.resumes,
       integrityFailures: this.integrityFailures,
+      faultResumes: { ...this.faultResumes },
+      disconnects: this.disconnects,
     }
   }
 
@@ -209,8 +227,19 @@ export class ChunkReceiver implements AsyncDisposable {
     void (async () => {
       try {
         for await (const s of status) {
-          // nats.js resubscribes silently and frames sent meanwhile are gone: resume now
-          if (s.type === "reconnect") for (const f of [...this.#fetches]) f.onReconnect()
+          // while the connection is down nothing can arrive: the idle sweep blames no holder
+          if (s.type === "disconnect" && !this.offline) {
+            this.offline = true
+            this.offlineSince = Date.now()
+            this.disconnects++
+          }
+          // nats.js resubscribes silently and frames sent meanwhile are gone (it even drops
+          // what was published while disconnected): resume now
+          if (s.type === "reconnect") {
+            this.offline = false
+            this.reconnectedAt = Date.now()
+            for (const f of [...this.#fetches]) f.onReconnect()
+          }
           // the server refused our data subscription or a REQ/CREDIT to a holder: nothing
           // would ever arrive, so fail now with PERMISSION instead of after idle timeouts
           const denied = denialOf(s)
@@ -244,6 +273,8 @@ export class ChunkReceiver implements AsyncDisposable {
     this.#status = undefined
     if (this.#sweep !== undefined) clearInterval(this.#sweep)
     this.#sweep = undefined
+    // unobserved from now on: assume up (a fetch started while down re-asks on its idle check)
+    this.offline = false
   }
 
   #onMessage(msg: Msg): void {
@@ -252,6 +283,11 @@ export class ChunkReceiver implements AsyncDisposable {
     f.onMessage(msg)
   }
 }
+
+/** A fetch whose connection stays down this long gives up on its holder (TIMEOUT, then NO_HOLDER). */
+const OUTAGE_MAX_MS = 30_000
+/** First delay before asking again a holder that was not listening just after a reconnect (doubles, ≤ 1 s). */
+const NOT_LISTENING_RETRY_MS = 100
 
 const receivers = new WeakMap<NatsConnection, Map<string, ChunkReceiver>>()
 
@@ -317,6 +353,11 @@ class Fetch {
   #progressAt = -1
   #done = false
   #onAbort: (() => void) | undefined
+  /** The current holder went quiet and was asked again once (a lost credit or lost frames). */
+  #nudged = false
+  /** Re-asks of a holder not listening yet after a reconnect (backoff), and the pending one. */
+  #notListening = 0
+  #retryTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor(r: ChunkReceiver, o: FetchChunkOptions, resolve: (r: FetchReport) => void, reject: (e: unknown) => void) {
     this.#r = r
@@ -375,6 +416,10 @@ class Fetch {
     const offset = this.#offset
     if (this.#holder === holder && this.#progressAt === offset) this.#strikes++
     else this.#strikes = 0
+    if (this.#holder !== holder) {
+      this.#nudged = false
+      this.#notListening = 0
+    }
     this.#progressAt = offset
     this.#holder = holder
     this.#subject = this.#r.openAttempt(this)
@@ -431,8 +476,12 @@ class Fetch {
     this.#next(true)
   }
 
+  /** The connection came back: what the holder sent and the credit we granted meanwhile are gone. */
   onReconnect(): void {
-    if (!this.#done && this.#subject !== undefined) this.#next(true)
+    if (this.#done || this.#subject === undefined) return // none open, or a re-ask is already scheduled
+    this.#r.faultResumes.reconnect++
+    this.#nudged = false
+    this.#next(true)
   }
 
   checkIdle(now: number): void {
@@ -440,11 +489,48 @@ class Fetch {
     if (this.#messages !== this.#messagesAtSweep) {
       this.#messagesAtSweep = this.#messages
       this.#lastFrameAt = now
+      this.#nudged = false
       return
     }
-    if (now - this.#lastFrameAt > this.#idleMs) {
-      this.#abandon(new TimeoutError(`holder ${this.#holder} silent for ${this.#idleMs} ms at offset ${this.#offset}`))
+    if (this.#r.offline) {
+      // our own connection is down: the holder is not to blame, unless the outage lasts
+      if (now - this.#r.offlineSince > OUTAGE_MAX_MS) this.#abandon(new TimeoutError(`the connection has been down for ${OUTAGE_MAX_MS} ms`))
+      else this.#lastFrameAt = now
+      return
     }
+    const silent = now - this.#lastFrameAt
+    if (silent > this.#idleMs) {
+      this.#abandon(new TimeoutError(`holder ${this.#holder} silent for ${this.#idleMs} ms at offset ${this.#offset}`))
+    } else if (!this.#nudged && silent > this.#idleMs / 2) {
+      // quiet for half the idle timeout: its frames or our credit may have been lost (its
+      // connection dropped and came back; a slow consumer was cut off): ask once more from
+      // where we are, with fresh credit, before blaming it; the idle clock keeps running
+      this.#nudged = true
+      this.#r.faultResumes.stall++
+      const since = this.#lastFrameAt
+      this.#next(true)
+      this.#lastFrameAt = since
+    }
+  }
+
+  /** A no-responders answer: the holder does not subscribe (dead, gone, or not back yet). */
+  #onNotListening(): void {
+    const holder = this.#holder!
+    if (Date.now() - this.#r.reconnectedAt < this.#idleMs && this.#notListening < 8) {
+      // just after our reconnect the holder's connection may be coming back too (its
+      // subscription not yet re-sent or not yet routed to our server): ask it again shortly
+      this.#r.faultResumes.notListening++
+      this.#endAttempt(false)
+      const delay = Math.min(1000, NOT_LISTENING_RETRY_MS << this.#notListening++)
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = undefined
+        this.#next(true)
+      }, delay)
+      this.#retryTimer.unref?.()
+      return
+    }
+    // a holder that went quiet and is now gone timed out (the same code as staying quiet)
+    this.#abandon(this.#nudged ? new TimeoutError(`holder ${holder} went silent at offset ${this.#offset} and stopped listening`) : new NoHolderError(this.#o.hash, `${holder} is not listening`))
   }
 
   onMessage(msg: Msg): void {
@@ -453,7 +539,7 @@ class Fetch {
     this.#messages++
     if (data.length === 0 && msg.headers?.code === 503) {
       // no responders: nobody subscribes to that holder's subject (dead or never there)
-      this.#abandon(new NoHolderError(this.#o.hash, `${this.#holder} is not listening`))
+      this.#onNotListening()
       return
     }
     // hot path: DATA without allocating a frame object
@@ -609,6 +695,8 @@ class Fetch {
 
   #cleanup(ok: boolean): void {
     this.#done = true
+    clearTimeout(this.#retryTimer)
+    this.#retryTimer = undefined
     this.#endAttempt(!ok)
     if (this.#onAbort !== undefined) this.#o.signal?.removeEventListener("abort", this.#onAbort)
     this.#buf = undefined
