@@ -316,6 +316,9 @@ export function fetchChunkReport(nc: NatsConnection, options: FetchChunkOptions)
   return receiverFor(nc, options.prefix ?? DEFAULT_PREFIX).fetch(options)
 }
 
+/** In-order bytes a holder must add per idle-timeout window (see `Fetch.#checkProgress`). */
+const MIN_PROGRESS_BYTES = 64 * 1024
+
 /** State of one fetch: a sequence of attempts, each one REQ to one holder. */
 class Fetch {
   readonly #r: ChunkReceiver
@@ -351,6 +354,9 @@ class Fetch {
   /** Consecutive re-requests to the same holder that made no progress. */
   #strikes = 0
   #progressAt = -1
+  /** Start of the current progress window of this holder, and our in-order offset then. */
+  #floorAt = 0
+  #floorOffset = 0
   #done = false
   #onAbort: (() => void) | undefined
   /** The current holder went quiet and was asked again once (a lost credit or lost frames). */
@@ -419,6 +425,8 @@ class Fetch {
     if (this.#holder !== holder) {
       this.#nudged = false
       this.#notListening = 0
+      this.#floorAt = Date.now()
+      this.#floorOffset = offset
     }
     this.#progressAt = offset
     this.#holder = holder
@@ -490,6 +498,7 @@ class Fetch {
       this.#messagesAtSweep = this.#messages
       this.#lastFrameAt = now
       this.#nudged = false
+      this.#checkProgress(now)
       return
     }
     if (this.#r.offline) {
@@ -511,6 +520,22 @@ class Fetch {
       this.#next(true)
       this.#lastFrameAt = since
     }
+  }
+
+  /**
+   * A holder that keeps sending but hardly moves (one byte a second: never idle, never done)
+   * is as stuck as a silent one: each idle-timeout window it must add `MIN_PROGRESS_BYTES`
+   * to what we have in order (≈ 13 KB/s at the default 5 s, far below any real link), or it
+   * is abandoned. A trickling liar then costs a chunk at most length / 64 KiB windows.
+   */
+  #checkProgress(now: number): void {
+    if (now - this.#floorAt < this.#idleMs) return
+    if (this.#headSeen && this.#offset - this.#floorOffset < MIN_PROGRESS_BYTES) {
+      this.#abandon(new TimeoutError(`holder ${this.#holder} sent under ${MIN_PROGRESS_BYTES} bytes in ${this.#idleMs} ms at offset ${this.#offset}`))
+      return
+    }
+    this.#floorAt = now
+    this.#floorOffset = this.#offset
   }
 
   /** A no-responders answer: the holder does not subscribe (dead, gone, or not back yet). */
