@@ -3,6 +3,9 @@
  * `net-mesh auth-config` and docs/OPERATIONS.md (plugin/auth-config.ts): nodes bound to their
  * own users, a reader, an observer, and users missing the transfer subjects.
  */
+import { execFile } from "node:child_process"
+import { join } from "node:path"
+import { promisify } from "node:util"
 import type { NatsConnection } from "@nats-io/nats-core"
 import { connect } from "@nats-io/transport-node"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
@@ -182,5 +185,41 @@ describe("a nats-server that enforces Dataforts' permissions", () => {
     await until(() => refused.length >= 2, "the server refuses the observer's publishes")
     unwatch()
     expect(refused.map((d) => `${d.operation} ${d.subject}`).sort()).toEqual([`publish ${prefix}.fold.holders.a`, `publish ${prefix}.xfer.a`])
+  })
+})
+
+describe("net-mesh auth-config", () => {
+  const cli = (args: string[]) =>
+    promisify(execFile)(process.execPath, ["--import", "tsx", join(import.meta.dirname, "../../cli/net-mesh.ts"), "auth-config", ...args]).then(
+      (r) => ({ code: 0, stdout: r.stdout }),
+      (e: { code?: number; stdout?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? "" }),
+    )
+
+  it("prints the generator's block, which a nats-server accepts with the password from the environment; a reader without --node is a usage error", async () => {
+    const [printed, json, usage] = await Promise.all([
+      cli(["--node", "cli-a", "--prefix", prefix]),
+      cli(["--node", "cli-a", "--role", "reader", "--json"]),
+      cli(["--role", "reader"]),
+    ])
+    expect(printed).toEqual({ code: 0, stdout: authorizationBlock([{ role: "node", node: "cli-a", prefix }]) })
+    expect(JSON.parse(json.stdout).permissions).toEqual(natsPermissions("reader", { node: "cli-a" }))
+    expect(usage.code).toBe(2)
+
+    // nats-server resolves $DATAFORTS_PASSWORD_CLI_A from its environment (inherited from us)
+    process.env.DATAFORTS_PASSWORD_CLI_A = "secret-from-env"
+    const server = await startNatsServer({ config: printed.stdout }).finally(() => delete process.env.DATAFORTS_PASSWORD_CLI_A)
+    try {
+      const nc = await connect({ servers: server.url, user: "cli-a", pass: "secret-from-env" })
+      const blobs = await Blobs.open({ memory: true, nats: nc, node: "cli-a", prefix })
+      await blobs.close()
+      await nc.close()
+      const wrong = await connect({ servers: server.url, user: "cli-a", pass: "guess", reconnect: false }).then(
+        (c) => c.close().then(() => "connected"),
+        () => "refused",
+      )
+      expect(wrong).toBe("refused")
+    } finally {
+      await server.stop()
+    }
   })
 })
