@@ -27,7 +27,8 @@ const nodePerms = (name: string) => natsPermissions("node", { node: name, prefix
 const USERS: AuthUser[] = [
   node("a"),
   node("b"),
-  node("c"),
+  // c's connection has its own inbox prefix: only c may subscribe to its replies
+  { ...node("c"), inboxPrefix: "_INBOX_c" },
   { role: "reader", node: "r", prefix, password: "pw-r" },
   { role: "observer", user: "obs", prefix, password: "pw-obs" },
   // a node's permissions without the receiver's data subscription
@@ -52,7 +53,7 @@ describe("a nats-server that enforces Dataforts' permissions", () => {
   })
 
   async function connectAs(user: string): Promise<NatsConnection> {
-    const nc = await connect({ servers: server.url, user, pass: `pw-${user}` })
+    const nc = await connect({ servers: server.url, user, pass: `pw-${user}`, ...(user === "c" ? { inboxPrefix: "_INBOX_c" } : {}) })
     open.push({ close: () => nc.close() })
     return nc
   }
@@ -120,9 +121,13 @@ describe("a nats-server that enforces Dataforts' permissions", () => {
 
   it("user a cannot publish fold facts as b: b's facts seen by others stay b's own, and the server's refusals are counted", async () => {
     const b = await openNode("b")
-    const c = await openNode("c")
     const ref = await b.put(seededBytes(10_000, 14))
+    // c joins after b advertised: it must catch up through a sync
+    await until(() => (b.mesh!.folds.ownWatermarks().holders ?? 0) > 0, "b advertises")
+    const c = await openNode("c")
     await until(() => c.mesh!.folds.holdersOf(ref.hex).includes("b"), "c sees b's real advert")
+    // c joined after b's advert: it caught up through a sync, whose reply came to c's own inboxes
+    await until(() => c.mesh!.folds.stats.syncs > 0, "c syncs b's snapshot")
     const forged = "ab".repeat(32)
 
     // an impostor materializer on a's connection, claiming to be b: the server refuses every
