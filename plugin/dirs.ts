@@ -137,6 +137,28 @@ async function loadManifest(blobs: Blobs, ref: BlobRef, signal?: AbortSignal, so
   return decodeDirManifest(await blobs.get(ref, { ...(signal ? { signal } : {}), ...(sources ? { sources } : {}) }))
 }
 
+/** Entries of the decoded manifests kept by a walk (~200 bytes each): a directory named many times is decoded once. */
+const DECODED_CACHE_ENTRIES = 65_536
+
+/** Reads manifests through a small cache of decoded ones (bounded by their entries). */
+function cachedLoader(
+  blobs: Blobs,
+  signal?: AbortSignal,
+  sources?: ReadSources,
+  cache = new LruMap<string, DirManifest>(DECODED_CACHE_ENTRIES, (m) => m.entries.length + 1),
+  /** A read already under way elsewhere (the prefetcher's), to share. */
+  pending?: (ref: BlobRef) => Promise<DirManifest> | undefined,
+): (ref: BlobRef) => Promise<DirManifest> {
+  return async (ref) => {
+    const hit = cache.get(ref.hex)
+    if (hit) return hit
+    const read = () => loadManifest(blobs, ref, signal, sources)
+    const m = await (pending?.(ref)?.catch(read) ?? read())
+    cache.set(ref.hex, m)
+    return m
+  }
+}
+
 /** Directory manifests fetched ahead during a walk. */
 const PREFETCH_DIRS = 64
 
@@ -159,12 +181,13 @@ export interface TreeEntry {
 export async function* walkDir(blobs: Blobs, root: BlobRef | string, options: { signal?: AbortSignal; limits?: TreeLimits } = {}): AsyncGenerator<TreeEntry> {
   const limits = resolveTreeLimits(options.limits)
   const { signal } = options
+  const load = cachedLoader(blobs, signal)
   /** Manifests being read ahead, by hash: bounded, each taken once. */
   const ahead = new Map<string, Promise<DirManifest>>()
   const read = (ref: BlobRef): Promise<DirManifest> => {
     const p = ahead.get(ref.hex)
     ahead.delete(ref.hex)
-    return p ?? loadManifest(blobs, ref, signal)
+    return p ?? load(ref)
   }
   // fetch the subdirectories' manifests ahead (bounded), so a deep tree over the mesh
   // costs about one round trip per level, not one per directory
@@ -172,7 +195,7 @@ export async function* walkDir(blobs: Blobs, root: BlobRef | string, options: { 
     for (const e of manifest.entries) {
       if (ahead.size >= PREFETCH_DIRS) break
       if (e.kind !== "dir" || ahead.has(e.ref.hex)) continue
-      const p = loadManifest(blobs, e.ref, signal)
+      const p = load(e.ref)
       p.catch(() => {})
       ahead.set(e.ref.hex, p)
     }
@@ -204,9 +227,6 @@ export async function* walkDir(blobs: Blobs, root: BlobRef | string, options: { 
   }
 }
 
-/** Decoded manifests kept during materialization (small ones only): a directory named many times is decoded once. */
-const MATERIALIZE_CACHE_DIRS = 256
-const MATERIALIZE_CACHE_ENTRIES = 4096
 
 /**
  * Materializes a tree at `dest` atomically, in two passes. First a check that writes
@@ -232,30 +252,17 @@ export async function fetchDir(blobs: Blobs, root: BlobRef | string, dest: strin
   const prefetch = blobs.mesh
     ? new ManifestPrefetch(blobs.mesh, (ref, s) => loadManifest(blobs, ref, s, sources), rootRef, { maxEntries: limits.maxEntries, ...(signal ? { signal } : {}), ...(sources ? { sources } : {}) })
     : undefined
+  // decoded manifests are kept (a bounded few) for the second pass: a small tree is decoded once
+  const cache = new LruMap<string, DirManifest>(DECODED_CACHE_ENTRIES, (m) => m.entries.length + 1)
   let stats
   try {
-    stats = await treeStats(
-      rootRef,
-      async (ref) => {
-        await prefetch?.settled(ref)
-        return loadManifest(blobs, ref, signal, sources)
-      },
-      limits,
-      signal ? { signal } : {},
-    )
+    stats = await treeStats(rootRef, cachedLoader(blobs, signal, sources, cache, (ref) => prefetch?.take(ref)), limits, signal ? { signal } : {})
   } finally {
     await prefetch?.stop()
   }
 
   // pass 2: write it (every manifest is here now)
-  const cache = new LruMap<string, DirManifest>(MATERIALIZE_CACHE_DIRS)
-  const load = async (ref: BlobRef): Promise<DirManifest> => {
-    const hit = cache.get(ref.hex)
-    if (hit) return hit
-    const m = await loadManifest(blobs, ref, signal, sources)
-    if (m.entries.length <= MATERIALIZE_CACHE_ENTRIES) cache.set(ref.hex, m)
-    return m
-  }
+  const load = cachedLoader(blobs, signal, sources, cache)
   const rootManifest = await load(rootRef)
   const rootMode = 0o755
   const tmp = tempSibling(target)

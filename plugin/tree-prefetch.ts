@@ -1,5 +1,6 @@
 import type { BlobRef } from "../storage/format/blob-ref.ts"
 import type { DirManifest } from "../storage/format/dir-manifest.ts"
+import { throwIfAborted } from "../storage/format/errors.ts"
 import type { Mesh, ReadSources } from "./mesh.ts"
 
 /** Manifests asked for in one batch. */
@@ -28,7 +29,7 @@ export class ManifestPrefetch {
   readonly #frontier: BlobRef[] = []
   #head = 0
   readonly #seen = new Set<string>()
-  readonly #inflight = new Map<string, Promise<void>>()
+  readonly #inflight = new Map<string, Promise<DirManifest>>()
   readonly #ctrl = new AbortController()
   readonly #done: Promise<void>
   #decoded = 0
@@ -46,8 +47,13 @@ export class ManifestPrefetch {
     this.#done = this.#run(signal).catch(() => {})
   }
 
-  /** Settles when the prefetcher is no longer fetching `ref` (a reader then finds it here, or fetches it itself). */
-  settled(ref: BlobRef): Promise<void> | undefined {
+  /**
+   * The prefetcher's read of `ref` when it has one under way (fetched in its batch, then
+   * decoded), so a reader shares it instead of fetching the manifest a second time. After
+   * that the manifest is local, and a reader just reads it. It rejects when prefetching
+   * stopped before the read was done: the reader then reads it itself.
+   */
+  take(ref: BlobRef): Promise<DirManifest> | undefined {
     return this.#inflight.get(ref.hex)
   }
 
@@ -66,22 +72,29 @@ export class ManifestPrefetch {
         this.#head = 0
       }
       const fetched = this.mesh.ensureLocal(batch, { signal, ...(this.options.sources ? { sources: this.options.sources } : {}) })
-      for (const r of batch) this.#inflight.set(r.hex, fetched.then(() => {}, () => {}))
+      // one read per ref, in turn once the batch is here (what it did not carry, e.g. a big
+      // manifest, is fetched by the read): each is registered from now until it was used
+      // here, so a reader asking meanwhile shares it, and one manifest is decoded at a time
+      let previous: Promise<unknown> = fetched
+      for (const r of batch) {
+        const read = previous.then(() => {
+          throwIfAborted(signal)
+          return this.read(r, signal)
+        })
+        read.catch(() => {})
+        this.#inflight.set(r.hex, read)
+        previous = read
+      }
       try {
-        await fetched
-        // the batch is here (what was not offered in a batch is read one by one): decode it
-        // for the next level, each ref staying "in flight" until read, so nobody fetches it twice
         for (const r of batch) {
           if (signal.aborted) return
-          const read = this.read(r, signal)
-          this.#inflight.set(r.hex, read.then(() => {}, () => {}))
-          const manifest = await read
+          const manifest = await this.#inflight.get(r.hex)!
           this.#inflight.delete(r.hex)
           this.#decoded += manifest.entries.length
-          if (this.#decoded > this.options.maxEntries) return
+          if (this.#decoded > this.options.maxEntries) return this.#ctrl.abort()
           for (const e of manifest.entries) {
             if (e.kind !== "dir" || this.#seen.has(e.ref.hex)) continue
-            if (this.#seen.size >= PREFETCH_SEEN) return
+            if (this.#seen.size >= PREFETCH_SEEN) return this.#ctrl.abort()
             if (this.#frontier.length - this.#head >= PREFETCH_FRONTIER) break
             this.#seen.add(e.ref.hex)
             this.#frontier.push(e.ref)

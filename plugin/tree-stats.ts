@@ -12,10 +12,17 @@ export interface SubtreeStats {
   readonly height: number
 }
 
-/** A Map that forgets its least recently used key past `capacity`. */
+/**
+ * A Map that forgets its least recently used keys once the weight of what it holds passes
+ * `capacity` (each value weighs 1 unless `weigh` says otherwise).
+ */
 export class LruMap<K, V> {
   readonly #map = new Map<K, V>()
-  constructor(readonly capacity: number) {}
+  #weight = 0
+  constructor(
+    readonly capacity: number,
+    private readonly weigh: (value: V) => number = () => 1,
+  ) {}
 
   get(key: K): V | undefined {
     const v = this.#map.get(key)
@@ -27,10 +34,22 @@ export class LruMap<K, V> {
     return v
   }
 
+  /** Keeps `value` unless it alone weighs more than the capacity. */
   set(key: K, value: V): void {
-    this.#map.delete(key)
+    const old = this.#map.get(key)
+    if (old !== undefined) {
+      this.#map.delete(key)
+      this.#weight -= this.weigh(old)
+    }
+    const w = this.weigh(value)
+    if (w > this.capacity) return
     this.#map.set(key, value)
-    if (this.#map.size > this.capacity) this.#map.delete(this.#map.keys().next().value as K)
+    this.#weight += w
+    for (const [k, v] of this.#map) {
+      if (this.#weight <= this.capacity) break
+      this.#map.delete(k)
+      this.#weight -= this.weigh(v)
+    }
   }
 
   get size(): number {
