@@ -35,3 +35,5 @@ export { CHUNK_AVG_BYTES, CHUNK_MAX_BYTES, CHUNK_MIN_BYTES, TRANSFER_MAX_CHUNK_B
 export { storeDir, fetchDir, readDirManifest, walkDir, DEFAULT_TREE_LIMITS, type DirOptions, type TreeEntry, type TreeLimits } from "./dirs.ts"
 export type { DirEntry, DirManifest } from "../storage/format/dir-manifest.ts"
 export { metricsRegistry, serveMetrics } from "./metrics.ts"
+/** The NATS subject permissions each role needs, and the nats-server config block for them (docs/OPERATIONS.md). */
+export { authorizationBlock, natsPermissions, type AuthUser, type NatsPermissions, type NatsRole } from "./auth-config.ts"
