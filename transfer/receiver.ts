@@ -23,7 +23,7 @@ import { fromHex, isHashHex, toHex } from "../storage/format/hex.ts"
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_PREFIX, DEFAULT_WINDOW_BYTES } from "./constants.ts"
 import { FrameType, decodeHolderFrame, encodeCancel, encodeCredit, encodeReq, errorFromErr } from "./frames.ts"
 import { attemptSubject, holderSubject, receiverWildcard } from "./subjects.ts"
-import { denialOf, permissionError } from "./nats-denials.ts"
+import { denialOf, permissionError, refusesFetch } from "./nats-denials.ts"
 import { CreditWindow, Reassembly } from "./window.ts"
 
 export interface FetchChunkOptions {
@@ -243,7 +243,7 @@ export class ChunkReceiver implements AsyncDisposable {
           // the server refused our data subscription or a REQ/CREDIT to a holder: nothing
           // would ever arrive, so fail now with PERMISSION instead of after idle timeouts
           const denied = denialOf(s)
-          if (denied !== undefined && (denied.subject === receiverWildcard(this.prefix, this.#id) || (denied.operation === "publish" && denied.subject.startsWith(`${this.prefix}.xfer.`)))) {
+          if (denied !== undefined && refusesFetch(denied, this.prefix, receiverWildcard(this.prefix, this.#id))) {
             for (const f of [...this.#fetches]) f.fail(permissionError(denied))
           }
           // the connection is gone for good: no frame will come, fail now (not after the idle timeout)
