@@ -255,9 +255,15 @@ export class ChunkReceiver implements AsyncDisposable {
       // still ours: the connection ended it (closed, drained, reconnecting given up), not #releaseShared
       if (this.#status === status) this.#failAll(new ClosedError("connection"))
     })()
+    let lastSweep = Date.now()
     this.#sweep = setInterval(() => {
       const now = Date.now()
-      for (const f of [...this.#fetches]) f.checkIdle(now)
+      // a tick this late means our own event loop was blocked (a stall, a long GC): the
+      // holders' frames are waiting unread in the socket, so nobody was silent; start their
+      // idle clocks again instead of abandoning them all before reading what they sent
+      const late = now - lastSweep > Math.max(1000, 10 * this.#sweepMs)
+      lastSweep = now
+      for (const f of [...this.#fetches]) f.checkIdle(now, late)
     }, this.#sweepMs)
     this.#sweep.unref?.()
   }
@@ -492,9 +498,9 @@ class Fetch {
     this.#next(true)
   }
 
-  checkIdle(now: number): void {
+  checkIdle(now: number, late = false): void {
     if (this.#done || this.#subject === undefined) return
-    if (this.#messages !== this.#messagesAtSweep) {
+    if (late || this.#messages !== this.#messagesAtSweep) {
       this.#messagesAtSweep = this.#messages
       this.#lastFrameAt = now
       this.#nudged = false
