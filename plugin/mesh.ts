@@ -55,6 +55,9 @@ export interface AttachOptions {
   folds?: AnyFoldDefinition[]
 }
 
+/** Longest Mesh.attach waits for the round trip that tells whether the server refused a subscription. */
+const PERMISSION_CHECK_MS = 5000
+
 /** Small chunks asked for in one batch request. */
 const BATCH_GROUP = 256
 
@@ -171,10 +174,14 @@ export class Mesh {
    * PERMISSION when the server refused any subscription this node needs: one round trip
    * (the server answers SUBs in order, so its -ERRs come before the PONG), then a turn of
    * the event loop for nats.js to report them. A node that half-works (serving nothing,
-   * hearing no one) would be worse than one that does not start.
+   * hearing no one) would be worse than one that does not start. The round trip is bounded:
+   * a connection that is reconnecting (or a server that does not answer) is not checked,
+   * the node starts as it would without permissions, and reads fail PERMISSION if refused.
    */
   async #checkSubscriptions(denials: Denial[]): Promise<void> {
-    await this.nc.flush()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([this.nc.flush().catch(() => {}), new Promise((r) => (timer = setTimeout(r, PERMISSION_CHECK_MS)))])
+    clearTimeout(timer)
     await new Promise((r) => setTimeout(r, 0))
     const ours = new Set([...this.bus.subscribedSubjects(), this.sender.subject, batchSubject(this.#opts.prefix, this.#opts.node)])
     const refused = denials.find((d) => d.operation === "subscribe" && ours.has(d.subject))

@@ -26,3 +26,15 @@ export function denialOf(status: unknown): Denial | undefined {
 export function permissionError(d: Denial): PermissionError {
   return new PermissionError(d.operation, d.subject)
 }
+
+/**
+ * True when a refusal dooms a receiver's fetches: its data subscription (`wildcard`), or a
+ * publish to a holder's subject `<prefix>.xfer.<node>` (a REQ, CREDIT or CANCEL). Not a
+ * refused publish to a data subject `<prefix>.xfer.in.…`: that is this connection's holder
+ * answering someone else.
+ */
+export function refusesFetch(d: Denial, prefix: string, wildcard: string): boolean {
+  if (d.operation === "subscribe") return d.subject === wildcard
+  const head = `${prefix}.xfer.`
+  return d.subject.startsWith(head) && !d.subject.includes(".", head.length)
+}
