@@ -4,7 +4,7 @@
  * (plugin/auth-config.ts). Needs no server and no store.
  */
 import { authorizationBlock, type AuthUser, type NatsRole, natsPermissions, NATS_ROLES, userName } from "../plugin/auth-config.ts"
-import { EXIT, UsageError } from "./exit-codes.ts"
+import { UsageError } from "./exit-codes.ts"
 
 export interface AuthConfigArgs {
   readonly node?: string | undefined
@@ -16,7 +16,8 @@ export interface AuthConfigArgs {
   readonly json: boolean
 }
 
-export function runAuthConfig(a: AuthConfigArgs, see: string): number {
+/** The text `net-mesh auth-config` prints for these arguments; UsageError for a mistake. */
+export function authConfigText(a: AuthConfigArgs, see = "net-mesh help auth-config"): string {
   const role = (a.role ?? "node") as NatsRole
   if (!NATS_ROLES.includes(role)) throw new UsageError(`--role must be one of ${NATS_ROLES.join(", ")}: ${a.role}`, see)
   if (role !== "observer" && a.node === undefined) throw new UsageError(`a ${role} needs --node <id>`, see)
@@ -28,9 +29,8 @@ export function runAuthConfig(a: AuthConfigArgs, see: string): number {
     ...(a.passwordEnv === undefined ? {} : { passwordEnv: a.passwordEnv }),
     ...(a.inboxPrefix === undefined ? {} : { inboxPrefix: a.inboxPrefix }),
   }
-  let text: string
   try {
-    text = a.json
+    return a.json
       ? `${JSON.stringify({ user: userName(spec), role, node: a.node ?? null, permissions: natsPermissions(role, spec) })}\n`
       : authorizationBlock([spec])
   } catch (err) {
@@ -38,6 +38,4 @@ export function runAuthConfig(a: AuthConfigArgs, see: string): number {
     if (err instanceof TypeError) throw new UsageError(err.message, see)
     throw err
   }
-  process.stdout.write(text)
-  return EXIT.OK
 }

@@ -147,9 +147,10 @@ async function main(argv: string[]): Promise<number> {
     const node = values.node as string | undefined
     if (node !== undefined && !/^[A-Za-z0-9_-]{1,128}$/.test(node)) throw new UsageError(`--node must match [A-Za-z0-9_-]{1,128}: ${node}`, see)
     if (cmd.name === "auth-config") {
-      const { runAuthConfig } = await import("./mesh-auth.ts")
+      const { authConfigText } = await import("./mesh-auth.ts")
       const str = (k: string) => values[k] as string | undefined
-      return runAuthConfig({ node, user: str("user"), role: str("role"), prefix: str("prefix"), passwordEnv: str("password-env"), inboxPrefix: str("inbox-prefix"), json }, see)
+      process.stdout.write(authConfigText({ node, user: str("user"), role: str("role"), prefix: str("prefix"), passwordEnv: str("password-env"), inboxPrefix: str("inbox-prefix"), json }, see))
+      return EXIT.OK
     }
     const { runMeshCommand } = await import("./mesh-commands.ts")
     return await runMeshCommand({

@@ -200,15 +200,10 @@ describe("net-mesh auth-config", () => {
       (e: { code?: number; stdout?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? "" }),
     )
 
-  it("prints the generator's block, which a nats-server accepts with the password from the environment; a reader without --node is a usage error", async () => {
-    const [printed, json, usage] = await Promise.all([
-      cli(["--node", "cli-a", "--prefix", prefix]),
-      cli(["--node", "cli-a", "--role", "reader", "--json"]),
-      cli(["--role", "reader"]),
-    ])
+  it("prints the generator's block, which a nats-server accepts with the password from the environment", async () => {
+    // one real run (parsing, lazy import, exit code); the other cases in test/unit/auth-config.test.ts
+    const printed = await cli(["--node", "cli-a", "--prefix", prefix])
     expect(printed).toEqual({ code: 0, stdout: authorizationBlock([{ role: "node", node: "cli-a", prefix }]) })
-    expect(JSON.parse(json.stdout).permissions).toEqual(natsPermissions("reader", { node: "cli-a" }))
-    expect(usage.code).toBe(2)
 
     // nats-server resolves $DATAFORTS_PASSWORD_CLI_A from its environment (inherited from us)
     process.env.DATAFORTS_PASSWORD_CLI_A = "secret-from-env"

@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
+import { authConfigText } from "../../cli/mesh-auth.ts"
+import { UsageError } from "../../cli/exit-codes.ts"
 import { type AuthUser, authorizationBlock, natsPermissions } from "../../plugin/auth-config.ts"
 
 const OPERATIONS = join(import.meta.dirname, "../../docs/OPERATIONS.md")
@@ -36,5 +38,14 @@ describe("auth-config: the permissions Dataforts needs from NATS", () => {
     expect(() => authorizationBlock([{ role: "node", node: "a", passwordEnv: "not-a-var" }])).toThrow(TypeError)
     expect(() => authorizationBlock([{ role: "node", node: "a" }, { role: "reader", node: "a" }])).toThrow(TypeError)
     expect(authorizationBlock([{ role: "node", node: "a", password: 'p"w' }])).toContain('password: "p\\"w"')
+  })
+
+  it("net-mesh auth-config: the block, or the permissions as JSON; a reader without --node, an unknown role or a bad id is a usage error", () => {
+    expect(authConfigText({ node: "n1", json: false })).toBe(authorizationBlock([{ role: "node", node: "n1" }]))
+    const json = JSON.parse(authConfigText({ node: "r1", role: "reader", user: "ci", json: true }))
+    expect(json).toEqual({ user: "ci", role: "reader", node: "r1", permissions: JSON.parse(JSON.stringify(natsPermissions("reader", { node: "r1" }))) })
+    for (const bad of [{ role: "reader" }, { role: "admin", node: "n1" }, { node: "n1", prefix: "a.*" }, { node: "n1", passwordEnv: "1X" }]) {
+      expect(() => authConfigText({ ...bad, json: false }), JSON.stringify(bad)).toThrow(UsageError)
+    }
   })
 })
