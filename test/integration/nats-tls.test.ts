@@ -109,6 +109,7 @@ describe("Dataforts over TLS", () => {
     } finally {
       transferring = false
     }
+    const sentDuringTransfer = sent
     await publisher
     expect(sameBytes(got, big)).toBe(true)
     const served = a.mesh!.sender.stats()
@@ -118,6 +119,7 @@ describe("Dataforts over TLS", () => {
     await ncA.flush()
     await until(() => received >= sent, `all ${sent} application messages arrive`, 30_000)
     expect(received).toBe(sent)
+    expect(sentDuringTransfer).toBeGreaterThan(100) // they really interleaved with the frames
     expect(bad).toBe(0)
 
     // folds converge over TLS: b became a holder of the whole blob, and a knows it
