@@ -1,4 +1,3 @@
-import { performance } from "node:perf_hooks"
 import { DatafortsError, type ErrorCode } from "../../storage/format/errors.ts"
 import type { Target } from "./targets.ts"
 
@@ -15,14 +14,18 @@ const CODES: Record<ErrorCode, true> = {
 }
 export const ERROR_CODES: ReadonlySet<string> = new Set(Object.keys(CODES))
 
-/** One decode must take less than this (generous: a loaded CI box, a GC pause; a quadratic case takes far longer). */
+/**
+ * One decode must use less CPU than this. CPU time of this process, not wall time, so other
+ * processes on a busy box do not count; generous for a GC pause, while a quadratic case on
+ * our inputs (up to ~70 KB) takes far longer.
+ */
 export const SLOW_CASE_MS = 1000
 
 export class FuzzFailure extends Error {
   override readonly name = "FuzzFailure"
 }
 
-/** What a target's decoder did with one input: a value, or the code it refused with ("MALFORMED": a fold decoder's undefined). */
+/** What a target's decoder did with one input (a value, or the code it refused with; "MALFORMED": a fold decoder's undefined) and the CPU ms it used. */
 export type Outcome = { readonly accepted: true; readonly ms: number } | { readonly accepted: false; readonly code: string; readonly ms: number }
 
 /**
@@ -55,7 +58,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 /** Runs the decoder once: value or typed refusal; an untyped throw or a slow case is a failure. */
 function decodeOnce<V>(target: Target<V>, input: Uint8Array): { value: V | undefined; outcome: Outcome } {
-  const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
   let value: V | undefined
   let code: string | undefined
   try {
@@ -70,8 +73,9 @@ function decodeOnce<V>(target: Target<V>, input: Uint8Array): { value: V | undef
     }
     code = e.code
   }
-  const ms = performance.now() - t0
-  if (ms > SLOW_CASE_MS) throw new FuzzFailure(`${target.name}: decode took ${ms.toFixed(0)} ms on ${show(input)}`)
+  const used = process.cpuUsage(cpu0)
+  const ms = (used.user + used.system) / 1000
+  if (ms > SLOW_CASE_MS) throw new FuzzFailure(`${target.name}: decode used ${ms.toFixed(0)} ms of CPU on ${show(input)}`)
   return code === undefined ? { value, outcome: { accepted: true, ms } } : { value: undefined, outcome: { accepted: false, code, ms } }
 }
 

@@ -22,6 +22,7 @@ interface Row {
   failures: number
   casesPerSecond: number
   seconds: number
+  /** CPU ms of the slowest single decode */
   slowestMs: number
   failure?: string
 }
@@ -117,7 +118,7 @@ async function main(): Promise<void> {
     `fuzz: ${targets.length} decoders × ${cases.toLocaleString("en")} cases, seed ${seed}, ${jobs} job(s) (replay: npm run fuzz -- --seed ${seed} --cases ${cases} --only <decoder>)`,
   )
   const pad = (s: string | number, n: number, right = false) => (right ? String(s).padEnd(n) : String(s).padStart(n))
-  const header = `${pad("decoder", 24, true)} ${pad("cases", 10)} ${pad("accepted", 9)} ${pad("failures", 8)} ${pad("cases/s", 8)} ${pad("seconds", 7)} ${pad("slowest ms", 10)}  rejected by code`
+  const header = `${pad("decoder", 24, true)} ${pad("cases", 10)} ${pad("accepted", 9)} ${pad("failures", 8)} ${pad("cases/s", 8)} ${pad("seconds", 7)} ${pad("slowest cpu ms", 14)}  rejected by code`
   console.log(header)
   console.log("-".repeat(header.length + 16))
   const rows: Row[] = []
@@ -137,7 +138,7 @@ async function main(): Promise<void> {
       .map(([c, n]) => `${c} ${n}`)
       .join(", ")
     console.log(
-      `${pad(r.decoder, 24, true)} ${pad(r.cases, 10)} ${pad(r.accepted, 9)} ${pad(r.failures, 8)} ${pad(r.casesPerSecond, 8)} ${pad(r.seconds, 7)} ${pad(r.slowestMs, 10)}  ${codes}`,
+      `${pad(r.decoder, 24, true)} ${pad(r.cases, 10)} ${pad(r.accepted, 9)} ${pad(r.failures, 8)} ${pad(r.casesPerSecond, 8)} ${pad(r.seconds, 7)} ${pad(r.slowestMs, 14)}  ${codes}`,
     )
     if (r.failure !== undefined) console.log(`\n${r.failure}\n`)
     save(false) // a long run interrupted still leaves what it measured

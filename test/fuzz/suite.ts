@@ -10,7 +10,7 @@ import type { AnyTarget } from "./targets.ts"
  */
 export const FUZZ_SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : Math.floor(Math.random() * 0x7fff_ffff)
 /** Cases per property (FUZZ_RUNS overrides, e.g. for a longer local run). */
-export const FUZZ_RUNS = process.env.FUZZ_RUNS !== undefined ? Number(process.env.FUZZ_RUNS) : 400
+export const FUZZ_RUNS = process.env.FUZZ_RUNS !== undefined ? Number(process.env.FUZZ_RUNS) : 600
 
 export function fuzzParams(runs = FUZZ_RUNS): fc.Parameters<unknown> {
   return { seed: FUZZ_SEED, numRuns: runs }
