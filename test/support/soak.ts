@@ -93,8 +93,10 @@ export interface NodeReport {
   rssSeries: number[][]
   start: NodeResources
   end: NodeResources
-  /** fds, subscriptions and timers no more than at the start. */
+  /** fds, subscriptions, timers and other handles no more than at the start. */
   backToBaseline: boolean
+  /** Holders this node's reads abandoned or blamed since it last joined, by code (failovers inside reads that then finished). */
+  holderFailures: Record<string, number>
 }
 
 export interface SoakReport {
@@ -420,6 +422,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
         start: pick(s.start!),
         end: pick(s.end!),
         backToBaseline: baselineOk(s.start!, s.end!),
+        holderFailures: s.end!.holderFailures,
       })
     }
     report.ok =
@@ -440,8 +443,11 @@ const mib = (b: number) => Math.round(b / 2 ** 20)
 
 const pick = (p: Probe): NodeResources => ({ rss: p.rss, fds: p.fds, subs: p.subs, timers: p.timers, resources: p.resources })
 
+/** Handles other than timers (sockets, pipes, fs requests) from `getActiveResourcesInfo()`. */
+const handles = (p: NodeResources) => Object.entries(p.resources).reduce((n, [k, v]) => (k === "Timeout" ? n : n + v), 0)
+
 function baselineOk(start: Probe, end: Probe): boolean {
-  return end.fds.total <= start.fds.total && end.subs <= start.subs && end.timers <= start.timers
+  return end.fds.total <= start.fds.total && end.subs <= start.subs && end.timers <= start.timers && handles(end) <= handles(start)
 }
 
 /** Waits (bounded) until no node sends or fetches anything. */
@@ -474,6 +480,7 @@ export function formatSoak(r: SoakReport): string {
       n.backToBaseline ? "yes" : "NO",
     ].join(" ")
   for (const n of r.nodes) lines.push(row(n))
+  lines.push(`failovers inside reads that finished, since each node last joined: ${r.nodes.map((n) => `${n.node} ${JSON.stringify(n.holderFailures)}`).join(", ")}`)
   const d = r.driver.rss
   lines.push(`driver rss ${[d.start, d.q2, d.q4, d.end].map(mib).join("/")} MiB, flat ${d.flat}; ${r.ok ? "OK" : "FAILED"}`)
   return lines.join("\n")
