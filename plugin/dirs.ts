@@ -227,7 +227,6 @@ export async function* walkDir(blobs: Blobs, root: BlobRef | string, options: { 
   }
 }
 
-
 /**
  * Materializes a tree at `dest` atomically, in two passes. First a check that writes
  * nothing: every distinct manifest is fetched (in batches, about one round trip per

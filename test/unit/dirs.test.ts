@@ -7,6 +7,7 @@ import { seededBytes } from "../support/bytes.ts"
 import { tempDir } from "../support/temp.ts"
 import { describeTree, makeTree } from "../support/tree.ts"
 import { codeOf } from "../support/expect.ts"
+import { repeatedSubdir } from "../support/hostile-tree.ts"
 
 async function countChunks(blobs: Blobs): Promise<number> {
   let n = 0
@@ -89,6 +90,32 @@ describe("directory trees", () => {
     await fetchDir(blobs, await storeDir(blobs, b), out)
     expect(await describeTree(out)).toEqual(await describeTree(b))
     expect((await readdir(tmp.path)).filter((n) => n.includes(".df-"))).toEqual([])
+  })
+
+  it("storeDir and readDirManifest take tree limits and name the one passed", async () => {
+    const src = join(tmp.path, "src")
+    await makeTree(src, 5, false)
+    const tooLarge = (p: Promise<unknown>) => p.then(() => undefined, (e: { code?: string; what?: string }) => `${e.code} ${e.what}`)
+    expect(await tooLarge(storeDir(blobs, src, { limits: { maxEntries: 5 } }))).toBe("TOO_LARGE tree entries")
+    expect(await tooLarge(storeDir(blobs, src, { limits: { maxDepth: 2 } }))).toBe("TOO_LARGE tree depth")
+    expect(await tooLarge(storeDir(blobs, src, { limits: { maxBytes: 1000 } }))).toBe("TOO_LARGE tree bytes")
+    const root = await storeDir(blobs, src, { limits: { maxDepth: 4 } })
+    // the root's own manifest: 7 entries, of which README.md, run.sh and zero.bin (26 bytes) are files
+    expect((await readDirManifest(blobs, root, { limits: { maxEntries: 7, maxBytes: 26 } })).entries.length).toBe(7)
+    expect(await tooLarge(readDirManifest(blobs, root, { limits: { maxEntries: 6 } }))).toBe("TOO_LARGE tree entries")
+    expect(await tooLarge(readDirManifest(blobs, root, { limits: { maxBytes: 10 } }))).toBe("TOO_LARGE tree bytes")
+  })
+
+  it("an abort while files are written rejects with ABORTED and leaves dest and its folder as they were", async () => {
+    const { root } = await repeatedSubdir(blobs, 300, 10)
+    const out = join(tmp.path, "out")
+    await mkdir(out)
+    await writeFile(join(out, "keep.txt"), "old")
+    const ctrl = new AbortController()
+    const before = (await readdir(tmp.path)).sort()
+    expect(await codeOf(fetchDir(blobs, root, out, { signal: ctrl.signal, onProgress: (p) => (p.items ?? 0) > 0 && ctrl.abort() }))).toBe("ABORTED")
+    expect(await readdir(out)).toEqual(["keep.txt"])
+    expect((await readdir(tmp.path)).sort()).toEqual(before)
   })
 
   it("rejects a non-dir ref with BAD_REF and keeps dest untouched when a file is missing", async () => {
