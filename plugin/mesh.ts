@@ -136,11 +136,11 @@ export class Mesh {
       ...(options.folds === undefined ? {} : { folds: options.folds }),
     })
     this.sender = startSender(nc, { node: options.node, prefix: this.#opts.prefix, source: storeChunkSource(store) })
-    this.receiver = new ChunkReceiver(nc, { prefix: this.#opts.prefix })
+    this.#link = watchConnection(nc)
+    this.receiver = new ChunkReceiver(nc, { prefix: this.#opts.prefix, link: this.#link })
     this.batches = serveBatches(nc, { node: options.node, prefix: this.#opts.prefix, source: storeChunkSource(store) })
     // the caller may close its connection before (or instead of) closing the node: every
     // timer, subscription and transfer of the mesh stops then, and reads fail NO_HOLDER
-    this.#link = watchConnection(nc)
     this.#unwatchConnection = onConnectionClosed(nc, () => {
       this.#connectionClosed = true
       void this.close().catch(() => {})

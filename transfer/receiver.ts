@@ -90,6 +90,19 @@ export interface ReceiverOptions {
   readonly prefix?: string
   /** How often idle holders are checked (default 100 ms). */
   readonly sweepMs?: number
+  /**
+   * The connection's outages as watched for the connection's whole life (the mesh's watcher):
+   * the receiver's own status watcher runs only while fetches are active, so without this a
+   * fetch started during an outage would not know the connection is down.
+   */
+  readonly link?: ConnectionState
+}
+
+/** Whether a connection is down, since when, and when it last came back. */
+export interface ConnectionState {
+  readonly down: boolean
+  readonly downSince: number
+  readonly reconnectedAt: number
 }
 
 /**
@@ -121,16 +134,31 @@ export class ChunkReceiver implements AsyncDisposable {
   integrityFailures = 0
   readonly faultResumes = { reconnect: 0, stall: 0, notListening: 0 }
   disconnects = 0
-  /** The connection is down (between nats.js `disconnect` and `reconnect`): nobody is to blame for silence. */
-  offline = false
-  offlineSince = 0
-  /** When the connection last came back (holders may take a moment to re-subscribe). */
-  reconnectedAt = Number.NEGATIVE_INFINITY
+  readonly #link: ConnectionState | undefined
+  /** What our own status watcher saw (while fetches are active). */
+  #offline = false
+  #offlineSince = 0
+  #reconnectedAt = Number.NEGATIVE_INFINITY
 
   constructor(nc: NatsConnection, options: ReceiverOptions = {}) {
     this.#nc = nc
     this.prefix = options.prefix ?? DEFAULT_PREFIX
     this.#sweepMs = options.sweepMs ?? 100
+    this.#link = options.link
+  }
+
+  /** The connection is down (between nats.js `disconnect` and `reconnect`): nobody is to blame for silence. */
+  get offline(): boolean {
+    return this.#offline || this.#link?.down === true
+  }
+
+  get offlineSince(): number {
+    return this.#link?.down === true ? this.#link.downSince : this.#offlineSince
+  }
+
+  /** When the connection last came back (holders may take a moment to re-subscribe). */
+  get reconnectedAt(): number {
+    return Math.max(this.#reconnectedAt, this.#link?.reconnectedAt ?? Number.NEGATIVE_INFINITY)
   }
 
   stats(): ReceiverStats {
@@ -228,16 +256,16 @@ export class ChunkReceiver implements AsyncDisposable {
       try {
         for await (const s of status) {
           // while the connection is down nothing can arrive: the idle sweep blames no holder
-          if (s.type === "disconnect" && !this.offline) {
-            this.offline = true
-            this.offlineSince = Date.now()
+          if (s.type === "disconnect" && !this.#offline) {
+            this.#offline = true
+            this.#offlineSince = Date.now()
             this.disconnects++
           }
           // nats.js resubscribes silently and frames sent meanwhile are gone (it even drops
           // what was published while disconnected): resume now
           if (s.type === "reconnect") {
-            this.offline = false
-            this.reconnectedAt = Date.now()
+            this.#offline = false
+            this.#reconnectedAt = Date.now()
             for (const f of [...this.#fetches]) f.onReconnect()
           }
           // the server refused our data subscription or a REQ/CREDIT to a holder: nothing
@@ -255,15 +283,9 @@ export class ChunkReceiver implements AsyncDisposable {
       // still ours: the connection ended it (closed, drained, reconnecting given up), not #releaseShared
       if (this.#status === status) this.#failAll(new ClosedError("connection"))
     })()
-    let lastSweep = Date.now()
     this.#sweep = setInterval(() => {
       const now = Date.now()
-      // a tick this late means our own event loop was blocked (a stall, a long GC): the
-      // holders' frames are waiting unread in the socket, so nobody was silent; start their
-      // idle clocks again instead of abandoning them all before reading what they sent
-      const late = now - lastSweep > Math.max(1000, 10 * this.#sweepMs)
-      lastSweep = now
-      for (const f of [...this.#fetches]) f.checkIdle(now, late)
+      for (const f of [...this.#fetches]) f.checkIdle(now)
     }, this.#sweepMs)
     this.#sweep.unref?.()
   }
@@ -279,8 +301,8 @@ export class ChunkReceiver implements AsyncDisposable {
     this.#status = undefined
     if (this.#sweep !== undefined) clearInterval(this.#sweep)
     this.#sweep = undefined
-    // unobserved from now on: assume up (a fetch started while down re-asks on its idle check)
-    this.offline = false
+    // unobserved from now on: assume up unless `link` says otherwise
+    this.#offline = false
   }
 
   #onMessage(msg: Msg): void {
@@ -495,12 +517,20 @@ class Fetch {
     if (this.#done || this.#subject === undefined) return // none open, or a re-ask is already scheduled
     this.#r.faultResumes.reconnect++
     this.#nudged = false
+    this.#restartClocks(Date.now())
     this.#next(true)
   }
 
-  checkIdle(now: number, late = false): void {
+  /** An outage is nobody's silence nor trickle: the idle and progress windows start again. */
+  #restartClocks(now: number): void {
+    this.#lastFrameAt = now
+    this.#floorAt = now
+    this.#floorOffset = this.#offset
+  }
+
+  checkIdle(now: number): void {
     if (this.#done || this.#subject === undefined) return
-    if (late || this.#messages !== this.#messagesAtSweep) {
+    if (this.#messages !== this.#messagesAtSweep) {
       this.#messagesAtSweep = this.#messages
       this.#lastFrameAt = now
       this.#nudged = false
@@ -510,7 +540,7 @@ class Fetch {
     if (this.#r.offline) {
       // our own connection is down: the holder is not to blame, unless the outage lasts
       if (now - this.#r.offlineSince > OUTAGE_MAX_MS) this.#abandon(new TimeoutError(`the connection has been down for ${OUTAGE_MAX_MS} ms`))
-      else this.#lastFrameAt = now
+      else this.#restartClocks(now)
       return
     }
     const silent = now - this.#lastFrameAt

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest"
-import { type BlobRef, fetchBlob, type ReadSources } from "../../plugin/index.ts"
+import { type BlobRef, fetchBlob, metricsRegistry, type ReadSources } from "../../plugin/index.ts"
 import { loadHashBackend } from "../../storage/format/hasher.ts"
 import { toHex } from "../../storage/format/hex.ts"
 import { seededBytes, seededStream } from "../support/bytes.ts"
@@ -9,10 +9,19 @@ import { type NatsServerHandle, startNatsServer } from "../support/nats-server.t
 import { freshPrefix } from "../support/nodes.ts"
 import { until } from "../support/poll.ts"
 
+/** The value of one sample line (`name{labels} value`) of a Prometheus exposition. */
+function sample(text: string, series: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `))
+  return line === undefined ? Number.NaN : Number(line.slice(series.length + 1))
+}
+
 const SIZE = 256 << 20
 const SEED = 41
 /** Upper bound from the restart to the read's end (measured: a few seconds). */
 const BOUND_MS = 60_000
+/** How long the server stays down, and the nodes' idle timeout (below it). */
+const DOWN_MS = 2500
+const IDLE_MS = 2000
 
 /**
  * Both nodes on one nats-server, which is stopped and started again on the same port while
@@ -31,8 +40,8 @@ describe("nats-server restarted on the same port mid-read", () => {
   async function setup(): Promise<{ a: FaultNode; b: FaultNode; ref: BlobRef; digest: string }> {
     server = await startNatsServer()
     const prefix = freshPrefix()
-    const a = await startFaultNode([server.url], "a", { prefix })
-    const b = await startFaultNode([server.url], "b", { prefix })
+    const a = await startFaultNode([server.url], "a", { prefix, idleTimeoutMs: IDLE_MS })
+    const b = await startFaultNode([server.url], "b", { prefix, idleTimeoutMs: IDLE_MS })
     nodes.push(a, b)
     const [ref, digest] = await Promise.all([a.blobs.put(seededStream(SIZE, SEED)), seededDigestOnce(SIZE, SEED)])
     await until(() => b.blobs.mesh!.folds.nearestHolders(ref.hex).includes("a"), "b sees a as a holder")
@@ -50,6 +59,8 @@ describe("nats-server restarted on the same port mid-read", () => {
         r.at = Date.now()
         done = (async () => {
           await old.stop()
+          // down for longer than the nodes' idle timeout: nobody may be blamed for the outage
+          await new Promise((resolve) => setTimeout(resolve, DOWN_MS))
           server = await startNatsServer({ port: portOf(old.url) })
         })()
       },
@@ -93,7 +104,13 @@ describe("nats-server restarted on the same port mid-read", () => {
     // resumed, not started over: the bytes received are the blob and its manifest, plus at most the chunks re-fetched whole
     expect(stats.faultResumes.reconnect + stats.faultResumes.stall + b.blobs.mesh!.refetches).toBeGreaterThan(0)
     expect(stats.bytesReceived).toBeLessThan(SIZE + (6 * 16 << 20))
+    // the outage was the server's: no holder was blamed for it
+    expect(b.blobs.mesh!.holderFailures).toEqual({})
     expect(await b.blobs.store.hasBlob(ref)).toBe(true)
+    // operators see the outage and the resumes
+    const text = await metricsRegistry(b.blobs).metrics()
+    expect(sample(text, "dataforts_reconnects_total")).toBeGreaterThanOrEqual(1)
+    expect(sample(text, 'dataforts_transfer_resumes_total{reason="reconnect"}')).toBe(stats.faultResumes.reconnect)
     await meshWorksAgain(a, b, ref)
   }, 90_000)
 
@@ -120,6 +137,8 @@ describe("nats-server restarted on the same port mid-read", () => {
     expect(local.peers).toEqual({})
     expect(toHex(h.digest())).toBe(digest)
     expect(stats.bytesReceived).toBeLessThan(SIZE + (6 * 16 << 20))
+    // the outage was the server's: no holder was blamed for it
+    expect(b.blobs.mesh!.holderFailures).toEqual({})
     await meshWorksAgain(a, b, ref)
   }, 90_000)
 })

@@ -34,7 +34,9 @@ describe("a node stalled past the server's slow-consumer limit", () => {
     server = undefined
   })
 
-  // sixteen chunks in flight, ~2 MB of credit each: more than the loopback socket buffers take
+  // sixteen chunks in flight, ~2 MB of credit each: more than the loopback socket buffers take;
+  // an idle timeout (3 s) below the stall (4 s): a reader must not blame its holder for its
+  // own stall, nor for the outage that follows (its connection is down: nobody is to blame)
   it("a reader blocked for 4 s while frames pour in is cut off, reconnects, and its read recovers verified", async () => {
     server = await startNatsServer({ config: SLOW_CONSUMER_CONFIG })
     const prefix = freshPrefix()
@@ -43,19 +45,22 @@ describe("a node stalled past the server's slow-consumer limit", () => {
     const a = await startFaultNode([server.url], "a", { prefix })
     nodes.push(a)
     const [ref, digest] = await Promise.all([a.blobs.put(seededStream(SIZE, SEED)), seededDigestOnce(SIZE, SEED)])
-    const reader = spawnTs("child-stall.ts", [JSON.stringify({ mode: "read", url: server.url, prefix, node: "b", dir: join(tmp.path, "b"), ref: ref.toString(), stallAfter: 8 << 20, stallMs: STALL_MS, attach: { chunkConcurrency: 16 } })])
+    const reader = spawnTs("child-stall.ts", [JSON.stringify({ mode: "read", url: server.url, prefix, node: "b", dir: join(tmp.path, "b"), ref: ref.toString(), stallAfter: 8 << 20, stallMs: STALL_MS, attach: { chunkConcurrency: 16, idleTimeoutMs: 3000 } })])
     cleanups.push(async () => reader.proc.kill("SIGKILL"))
     const result = await reader.line((l) => l.startsWith("read "), BOUND_MS + STALL_MS + 15_000)
     const [, outcome, value, ms] = result.split(" ")
     const retry = outcome === "ok" ? undefined : await reader.line((l) => l.startsWith("retry "), BOUND_MS)
+    const failures = JSON.parse((await reader.line((l) => l.startsWith("failures "))).slice(9)) as Record<string, number>
     const statuses = (await reader.line((l) => l.startsWith("statuses "))).split(" ")[1]!.split(",")
-    console.log(`slow reader: ${result} ms after the stall; ${retry ?? "no retry"}; statuses ${statuses}`)
+    console.log(`slow reader: ${result} ms after the stall; ${retry ?? "no retry"}; failures ${JSON.stringify(failures)}; statuses ${statuses}`)
     // the server cut it off and it came back
     expect(statuses).toContain("disconnect")
     expect(statuses).toContain("reconnect")
     if (outcome === "ok") expect(value).toBe(digest)
     else expect(retry).toBe(`retry ok ${digest}`)
     expect(Number(ms)).toBeLessThan(BOUND_MS)
+    // the stall was the reader's own: the holder that kept sending is not blamed for it
+    expect(failures).toEqual({})
     expect(await reader.exited).toBe(0)
   }, 90_000)
 

@@ -8,7 +8,8 @@
  *       reads the blob streaming and hashing; once `stallAfter` bytes have arrived it blocks its
  *       loop for `stallMs` while the holder's frames keep coming; prints "stalled", then
  *       "read ok <hex> <ms>" or "read err <code> <ms>" (ms from the stall's end), and after a
- *       failure "retry ok <hex>" or "retry err <code>"; then "statuses <nats.js statuses>"
+ *       failure "retry ok <hex>" or "retry err <code>"; then "failures <holders blamed, by code>" and
+ *       "statuses <nats.js statuses>"
  * Both use the fault tests' reconnect settings.
  */
 import { mkdir } from "node:fs/promises"
@@ -87,6 +88,7 @@ if (args.mode === "hold") {
   const first = await attempt(true)
   say(`read ${first.text} ${first.endedAt - stallEnd}`)
   if (!first.ok) say(`retry ${(await attempt(false)).text}`)
+  say(`failures ${JSON.stringify(mesh.holderFailures)}`)
   say(`statuses ${statuses.join(",")}`)
   await blobs.close()
   await nc.close()
