@@ -125,8 +125,12 @@ export interface FoldSnapshot<E> {
 const MAX_PENDING_PER_ORIGIN = 1024
 /** Default `maxSeqJump`: far more events than a live origin publishes between two heartbeats. */
 export const DEFAULT_MAX_SEQ_JUMP = 65_536
-/** Origins looked at (oldest first) for one to evict; the rest are likely live too. */
-const EVICT_SCAN = 64
+/**
+ * Origins looked at (oldest first) for one to evict: origins are kept in order of last
+ * event, so when the oldest few are still wanted the rest are too (and a flood of refused
+ * newcomers costs a few checks each, not a scan).
+ */
+const EVICT_SCAN = 8
 
 const APPLIED: ApplyResult = { kind: "applied" }
 const DUPLICATE: ApplyResult = { kind: "duplicate" }
@@ -202,6 +206,21 @@ export class Fold<S, D, E> {
     this.#applyNow(mark, event, now)
     this.#drain(mark, now)
     return APPLIED
+  }
+
+  /**
+   * Whether an event of `origin` could be taken now (known, room, or an evictable origin
+   * among the oldest): lets the caller refuse a flood before decoding its payloads.
+   */
+  admits(origin: string): boolean {
+    const max = this.#opts.maxOrigins
+    if (max === undefined || this.#marks.size < max || this.#marks.has(origin)) return true
+    let looked = 0
+    for (const old of this.#marks.keys()) {
+      if (this.#opts.evictable?.(old) ?? true) return true
+      if (++looked >= EVICT_SCAN) break
+    }
+    return false
   }
 
   /** Room for one more origin: true when under the cap or an evictable origin was dropped. */

@@ -91,6 +91,17 @@ export interface MaterializerStats {
   syncsDeferred: number
 }
 
+/**
+ * Events wait in a queue and are folded in slices of at most `SLICE_MS`, with the event loop
+ * free between slices: a flood arrives faster than it can be decoded, and folding it
+ * straight from the subscription would run for seconds without a timer, a read or a reply
+ * getting a turn. Past `MAX_QUEUED` events (or bytes), events of origins not yet known are
+ * dropped (counted as `overload`); known ones still get in up to twice that.
+ */
+const MAX_QUEUED = 20_000
+const MAX_QUEUED_BYTES = 64 << 20
+const SLICE_MS = 5
+
 /** Most syncs in flight at once: a flood of made-up origins cannot hold every slot for long. */
 const MAX_SYNCS_IN_FLIGHT = 16
 /** A failing origin's syncs back off up to this. */
@@ -169,6 +180,11 @@ export class Materializer {
   readonly #inflight = new Map<string, Promise<void>>()
   readonly #pings = new Set<Promise<void>>()
   readonly #captures = new Map<string, Capture>()
+  /** Events not yet folded, oldest first from `#queueHead` (see MAX_QUEUED). */
+  readonly #queue: Array<{ fold: string; msg: FoldBusMessage; at: number }> = []
+  #queueHead = 0
+  #queuedBytes = 0
+  #drainHandle: ReturnType<typeof setImmediate> | undefined
   /** Per (fold, origin): when the next sync may start, and the current backoff. */
   readonly #syncGate = new Map<string, { next: number; backoff: number }>()
   #pingCursor = 0
@@ -206,9 +222,11 @@ export class Materializer {
       ...(opts.folds ?? []),
     ]
     const quota = opts.notLiveQuota ?? DEFAULT_NOT_LIVE_QUOTA
-    // what a peer may make us hold: own facts are never capped; a live origin up to the
-    // fold's cap; one without a live heartbeat (made up, or not yet heard) a small quota
-    const limitBy = (max: number) => (origin: string) => (origin === this.node ? Number.POSITIVE_INFINITY : this.isAlive(origin) ? max : quota)
+    // what a peer may make us hold: own facts are never capped; an origin whose heartbeat is
+    // on record up to the fold's cap; one without (made up, or not heard yet) a small quota.
+    // Not "alive right now": a restore while a busy event loop delays heartbeats would be cut
+    // short for good
+    const limitBy = (max: number) => (origin: string) => (origin === this.node ? Number.POSITIVE_INFINITY : this.nodes.watermarkOf(origin) !== undefined ? max : quota)
     const limits: Record<string, (origin: string) => number> = {
       holders: limitBy(opts.maxHoldingsPerNode ?? DEFAULT_MAX_HOLDINGS_PER_NODE),
       heat: limitBy(opts.maxHeatPerNode ?? DEFAULT_MAX_HEAT_PER_NODE),
@@ -218,7 +236,7 @@ export class Materializer {
       const limit = limits[def.name]
       const foldOpts: FoldOptions = {
         maxOrigins: opts.maxOrigins ?? DEFAULT_MAX_ORIGINS,
-        evictable: (origin) => origin !== this.node && !this.isAlive(origin),
+        evictable: (origin) => this.#evictable(def.name, origin),
         confirmEpochs: true,
         ...(opts.maxSeqJump === undefined ? {} : { maxSeqJump: opts.maxSeqJump }),
         ...(limit === undefined ? {} : { entryLimit: limit }),
@@ -239,7 +257,7 @@ export class Materializer {
     if (this.#started) return this
     this.#started = true
     for (const name of this.#folds.keys()) {
-      this.#subs.push(this.#bus.subscribe(this.#subjects.events(name), (m) => this.#onEvent(name, m)))
+      this.#subs.push(this.#bus.subscribe(this.#subjects.events(name), (m) => this.#enqueue(name, m)))
     }
     this.#subs.push(this.#bus.subscribe(this.#subjects.sync(this.node), (m) => this.#onSyncRequest(m)))
     this.#subs.push(this.#bus.subscribe(this.#subjects.ping(this.node), (m) => m.respond(new Uint8Array(0))))
@@ -323,12 +341,12 @@ export class Materializer {
 
   /** Nodes heard from within the liveness timeout (ourselves included once started). */
   liveNodes(): string[] {
-    return this.nodes.state.liveNodes(this.#now())
+    return this.nodes.state.liveNodes(this.#heardNow())
   }
 
   /** True when `node` was heard from within its liveness timeout. */
   isAlive(node: string): boolean {
-    return this.nodes.state.isAlive(node, this.#now())
+    return this.nodes.state.isAlive(node, this.#heardNow())
   }
 
   /** Smoothed RTT to `node` from our pings (ms). */
@@ -410,6 +428,11 @@ export class Materializer {
     // bounded: every ping and sync page request has its timeout (a closed bus rejects at once)
     await Promise.allSettled([...this.#inflight.values(), ...this.#pings])
     this.#captures.clear()
+    if (this.#drainHandle !== undefined) clearImmediate(this.#drainHandle)
+    this.#drainHandle = undefined
+    this.#queue.length = 0
+    this.#queueHead = 0
+    this.#queuedBytes = 0
   }
 
   /** A supervised repeating task: an Effect fiber interrupted by close(), on unref'd timers. */
@@ -466,7 +489,70 @@ export class Materializer {
     })
   }
 
-  #onEvent(foldName: string, msg: FoldBusMessage): void {
+  #enqueue(foldName: string, msg: FoldBusMessage): void {
+    if (this.#closing !== undefined) return
+    const queued = this.#queue.length - this.#queueHead
+    if (queued >= MAX_QUEUED || this.#queuedBytes >= MAX_QUEUED_BYTES) {
+      // behind: a node we already know still gets in (its heartbeats keep it alive), up to a hard cap
+      const origin = msg.subject.slice(msg.subject.lastIndexOf(".") + 1)
+      if (queued >= 2 * MAX_QUEUED || this.#queuedBytes >= 2 * MAX_QUEUED_BYTES || this.nodes.watermarkOf(origin) === undefined) {
+        this.#reject(foldName, "overload")
+        return
+      }
+    }
+    this.#queue.push({ fold: foldName, msg, at: this.#now() })
+    this.#queuedBytes += msg.data.length
+    if (this.#drainHandle === undefined) this.#scheduleDrain()
+  }
+
+  #scheduleDrain(): void {
+    this.#drainHandle = setImmediate(() => this.#drain())
+    // like the fold's timers: pending events alone do not keep a process alive
+    this.#drainHandle.unref?.()
+  }
+
+  /** Folds queued events for at most SLICE_MS, then lets the event loop run before the next slice. */
+  #drain(): void {
+    this.#drainHandle = undefined
+    const t0 = performance.now()
+    let n = 0
+    while (this.#queueHead < this.#queue.length && this.#closing === undefined) {
+      const e = this.#queue[this.#queueHead]!
+      this.#queue[this.#queueHead++] = undefined as never
+      this.#queuedBytes -= e.msg.data.length
+      try {
+        this.#onEvent(e.fold, e.msg, e.at)
+      } catch {
+        // one bad event must not stop the queue (each is decoded at the boundary anyway)
+      }
+      if ((++n & 15) === 0 && performance.now() - t0 > SLICE_MS) break
+    }
+    if (this.#queueHead === this.#queue.length) {
+      this.#queue.length = 0
+      this.#queueHead = 0
+    } else {
+      if (this.#queueHead > 4096) {
+        this.#queue.splice(0, this.#queueHead)
+        this.#queueHead = 0
+      }
+      if (this.#closing === undefined) this.#scheduleDrain()
+    }
+  }
+
+  /**
+   * The local clock as far as what we have heard goes: events still queued arrived up to
+   * the oldest one's age ago, and a heartbeat among them is not folded yet. Liveness and
+   * silence are judged at this time, so a node whose own event loop is behind (a flood)
+   * does not take its peers for dead.
+   */
+  #heardNow(): number {
+    const now = this.#now()
+    const oldest = this.#queue[this.#queueHead]
+    return oldest === undefined ? now : Math.min(now, oldest.at)
+  }
+
+  /** Folds one event that arrived at `at` (its receive time: heartbeats count from then). */
+  #onEvent(foldName: string, msg: FoldBusMessage, at: number): void {
     if (this.#closing !== undefined) return
     const fold = this.#folds.get(foldName)!
     const env = decodeOr(Envelope, parseJson(msg.data))
@@ -488,13 +574,18 @@ export class Materializer {
       this.#reject(foldName, "future-epoch")
       return
     }
+    // a flood of made-up origins is refused before its payloads cost a decode
+    if (!fold.admits(env.origin)) {
+      this.#reject(foldName, "origin-cap")
+      return
+    }
     const data = decodeOr(fold.spec.data, env.data)
     if (data === undefined) {
       this.stats.malformed++
       this.#reject(foldName, "malformed")
       return
     }
-    const r = fold.apply({ origin: env.origin, epoch: env.epoch, seq: env.seq, data }, this.#now())
+    const r = fold.apply({ origin: env.origin, epoch: env.epoch, seq: env.seq, data }, at)
     switch (r.kind) {
       case "applied":
         this.stats.applied++
@@ -515,6 +606,21 @@ export class Materializer {
         if (r.kind === "stale-epoch") this.#reject(foldName, "stale-epoch")
         this.#sync(foldName, env.origin)
     }
+  }
+
+  /**
+   * Whose state may go to make room for a new origin. Never ours. In `nodes`, a node whose
+   * heartbeat we have not had for 10 of our intervals: not "live" by its own advertised
+   * interval (a made-up one says an hour), and not the strict liveness timeout either, since
+   * while a flood backs up our event loop real heartbeats arrive late. In every other fold,
+   * only an origin with no heartbeat on record: a node in `nodes` keeps its facts until the
+   * sweep forgets it, so a flood of made-up origins cannot push out a real node's holdings.
+   */
+  #evictable(foldName: string, origin: string): boolean {
+    if (origin === this.node) return false
+    if (foldName !== "nodes") return this.nodes.watermarkOf(origin) === undefined
+    const silent = this.nodes.state.silentFor(origin, this.#heardNow())
+    return silent === undefined || silent > 10 * this.heartbeatMs
   }
 
   #reject(foldName: string, reason: string): void {
@@ -645,10 +751,11 @@ export class Materializer {
     // gates long expired say nothing any more (made-up origins come and go)
     for (const [key, g] of this.#syncGate) if (g.next + MAX_SYNC_BACKOFF_MS < wall) this.#syncGate.delete(key)
     const now = this.#now()
+    const heard = this.#heardNow()
     const forgetAfter = this.#opts.forgetAfterMs ?? 20 * this.heartbeatMs
     for (const node of this.nodes.state.knownNodes()) {
       if (node === this.node) continue
-      if ((this.nodes.state.silentFor(node, now) ?? 0) > forgetAfter) {
+      if ((this.nodes.state.silentFor(node, heard) ?? 0) > forgetAfter) {
         for (const fold of this.#folds.values()) fold.forget(node, now)
       }
     }
