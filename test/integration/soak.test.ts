@@ -3,11 +3,14 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, inject, it } from "vitest"
 import { freshPrefix } from "../support/nodes.ts"
+import { until } from "../support/poll.ts"
 import { formatSoak, runSoak } from "../support/soak.ts"
+
+const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length
 
 /**
  * The suite's soak (test/support/soak.ts; `npm run soak` runs it longer with bigger blobs):
- * 4 node processes, 64 concurrent transfers (64 KiB–4 MiB) plus small gets, 10 s of warm-up
+ * 4 node processes, 64 concurrent transfers (64 KiB–4 MiB) plus small gets, 6 s of warm-up
  * load and 50 s measured, one node leaving and joining every 6 s (closed and reopened, or
  * killed with SIGKILL and restarted on its store). On 2 cores vitest runs one file at a time
  * (maxWorkers = cores - 1), so the soak does not compete with other files' timing.
@@ -15,13 +18,14 @@ import { formatSoak, runSoak } from "../support/soak.ts"
 describe("soak", () => {
   it("64 concurrent transfers with holders leaving and joining: every read verified or retried after a typed failure, RSS flat, fds, subscriptions and timers back to baseline", async () => {
     const root = await mkdtemp(join(tmpdir(), "df-soak-test-"))
+    const driverTimers = timers()
     try {
       const report = await runSoak({
         url: inject("natsUrl"),
         prefix: freshPrefix(),
         root,
         seconds: 50,
-        warmupSeconds: 10,
+        warmupSeconds: 6,
         seed: 20261204,
         concurrency: 64,
         blobs: 32,
@@ -61,6 +65,8 @@ describe("soak", () => {
       expect(report.nodes.filter((n) => n.leave === "kill").some((n) => n.pids.length > 1)).toBe(true)
       expect(report.driver.rss.flat).toBe(true)
       expect(report.ok).toBe(true)
+      // and the engine itself left no timer behind in this process
+      await until(() => timers() <= driverTimers, `driver timers back to ${driverTimers}`)
     } finally {
       await rm(root, { recursive: true, force: true })
     }

@@ -112,6 +112,8 @@ export interface SoakReport {
   wrongBytes: number
   /** Failed attempts by code (Dataforts codes; NODE_GONE: the reader process was killed under it). */
   errors: Record<string, number>
+  /** The first two messages of each code, to tell why. */
+  errorSamples: Record<string, string[]>
   /** Failed attempts without a typed code (must be 0), with the first few messages. */
   untyped: number
   untypedSamples: string[]
@@ -187,6 +189,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     bytesVerified: 0,
     wrongBytes: 0,
     errors: {},
+    errorSamples: {},
     untyped: 0,
     untypedSamples: [],
     retries: 0,
@@ -297,6 +300,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
             if (report.untypedSamples.length < 5) report.untypedSamples.push(`${reader.name} ${mode} ${b.ref}: ${e.message}`)
           }
           report.errors[code ?? "UNTYPED"] = (report.errors[code ?? "UNTYPED"] ?? 0) + 1
+          const seen = (report.errorSamples[code ?? "UNTYPED"] ??= [])
+          if (seen.length < 2) seen.push(`${reader.name} ${mode}: ${e.message.slice(0, 300)}`)
           await sleep(100 * attempt)
         } finally {
           busy.delete(key)
@@ -342,7 +347,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     for (const s of slots) s.start = await probe(s)
     const driverStart = process.memoryUsage().rss
     // the warm-up's reads are not the load's
-    Object.assign(report, { transfers: 0, smallGets: 0, bytesVerified: 0, retries: 0, errors: {}, untyped: 0, untypedSamples: [], unrecovered: 0 })
+    Object.assign(report, { transfers: 0, smallGets: 0, bytesVerified: 0, retries: 0, errors: {}, errorSamples: {}, untyped: 0, untypedSamples: [], unrecovered: 0 })
     log(`soak: warm (${warmed.transfers} transfers, ${warmed.smallGets} small gets, ${mib(warmed.bytes)} MiB); baseline ${slots.map((s) => `${s.name} rss ${mib(s.start!.rss)} MiB fds ${s.start!.fds.total} subs ${s.start!.subs} timers ${s.start!.timers}`).join(", ")}`)
 
     // ---- the load
