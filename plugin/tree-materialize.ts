@@ -12,8 +12,8 @@ import { GroupPipeline } from "./tree-pipeline.ts"
 /** Files per pipelined group, and groups in flight. */
 const FILE_GROUP = 512
 const GROUPS_IN_FLIGHT = 3
-/** Read-only directories waiting for their files before they are closed. */
-const MAX_PENDING_CHMODS = 4096
+/** Links and read-only directories waiting for the files met before them. */
+const MAX_PENDING_ACTIONS = 4096
 
 /** Files up to this size are fetched whole and written in one call. */
 const SMALL_FILE_BYTES = 64 * 1024
@@ -54,17 +54,22 @@ export function needsDeferredMode(mode: number): boolean {
  * the grouped fetch pipeline: memory is one manifest per level (`load` re-reads them from
  * the local store) plus a few groups of files, never the whole tree.
  *
- * Symlinks are created as they are met. Nothing can be written through one: names in a
- * directory are unique (the decoder refuses duplicates), so no later entry lands on a link's
- * path, and every path written has only directories created here by mkdir as its prefixes
- * (mkdir fails on anything existing); files are created with O_EXCL ("wx") besides.
+ * Nothing is ever written through a symlink. Names in a directory are unique (the decoder
+ * refuses duplicates), so no entry lands on a link's path, and every path written has only
+ * directories created here by mkdir as its prefixes (mkdir fails on anything existing);
+ * small files are created with O_EXCL ("wx"). A large file is streamed to a temp name
+ * beside it first (getToFile: `<name>.<random>.partial`), which a link could take: so a link
+ * is created only once every file met before it is written. A file whose temp name could
+ * equal the link's has a name that is a prefix of the link's, so it sorts before it in the
+ * same directory, was met before it, and is done; files met after it live under other names
+ * or in other directories.
  */
 export async function materializeTree(blobs: Blobs, root: DirManifest, tmp: string, load: (ref: BlobRef) => Promise<DirManifest>, options: MaterializeOptions): Promise<void> {
   const writer = new GroupWriter(blobs, tmp, options)
   const pipeline = new GroupPipeline<FileJob>({
     groupSize: FILE_GROUP,
     inFlight: GROUPS_IN_FLIGHT,
-    maxPendingActions: MAX_PENDING_CHMODS,
+    maxPendingActions: MAX_PENDING_ACTIONS,
     run: (group, signal) => writer.write(group, signal),
     ...(options.signal ? { signal: options.signal } : {}),
   })
@@ -85,7 +90,10 @@ export async function materializeTree(blobs: Blobs, root: DirManifest, tmp: stri
       const entry = top.entries[top.next++]!
       const path = top.path ? `${top.path}/${entry.name}` : entry.name
       if (entry.kind === "file") await pipeline.push({ path, entry })
-      else if (entry.kind === "symlink") await symlink(entry.target, join(tmp, path))
+      else if (entry.kind === "symlink") {
+        const { target } = entry
+        await pipeline.after(() => symlink(target, join(tmp, path)))
+      }
       else {
         // writable by us until its subtree is complete
         await mkdir(join(tmp, path), { mode: 0o700 })
