@@ -78,6 +78,17 @@ const DEFS: Def[] = [
   } },
   { name: "dataforts_fold_publishes_denied_total", help: "Own fold facts not sent because the NATS server denies their subject (refused, or held back after a refusal)", kind: "counter", read: (b) => m(b)?.bus.publishesDenied() ?? 0 },
   { name: "dataforts_fold_syncs_total", help: "Origin snapshots restored (late joins and gaps)", kind: "counter", read: (b) => m(b)?.folds.stats.syncs ?? 0 },
+  { name: "dataforts_fold_events_rejected_total", help: "Fold events refused, by fold and reason (origin-mismatch, malformed, future-epoch, new-epoch, stale-epoch, seq-jump, origin-cap, overload)", kind: "counter", read: (b) =>
+    Object.entries(m(b)?.folds.stats.rejected ?? {}).flatMap(([fold, byReason]) => Object.entries(byReason).map(([reason, value]) => ({ labels: { fold, reason }, value }))) },
+  { name: "dataforts_fold_entries_capped_total", help: "Holdings and heat entries dropped because their origin (or the index) was at its cap", kind: "counter", read: (b) => {
+    const f = m(b)?.folds
+    return [{ labels: { fold: "holders" }, value: f?.holders.state.capped ?? 0 }, { labels: { fold: "heat" }, value: f?.heat.state.capped ?? 0 }]
+  } },
+  { name: "dataforts_fold_syncs_deferred_total", help: "Syncs not started: the origin was backing off, or too many were in flight", kind: "counter", read: (b) => m(b)?.folds.stats.syncsDeferred ?? 0 },
+  { name: "dataforts_fold_origins", help: "Origins each built-in fold keeps state for (capped)", kind: "gauge", read: (b) => {
+    const f = m(b)?.folds
+    return f === undefined ? [] : [f.nodes, f.holders, f.heat].map((fold) => ({ labels: { fold: fold.name }, value: fold.origins }))
+  } },
   { name: "dataforts_malloc_tuned", help: "1 when malloc holds freed memory while bytes move (process-wide, glibc)", kind: "gauge", read: () => (allocatorStats.tuned ? 1 : 0) },
   { name: "dataforts_malloc_trims_total", help: "Times freed heap memory was given back after the process went quiet (process-wide)", kind: "counter", read: () => allocatorStats.trims },
   { name: "dataforts_receive_arenas_total", help: "Receive arenas by event: created, reused (lent again to a node that opened), released (an idle arena's memory given back), fallback (made without page-aligned memory, or empty) (process-wide)", kind: "counter", read: () => [
@@ -117,6 +128,9 @@ const LABELS: Record<string, string[]> = {
   dataforts_transfers_total: ["result"],
   dataforts_served_frames_total: ["path"],
   dataforts_fold_events_total: ["outcome"],
+  dataforts_fold_events_rejected_total: ["fold", "reason"],
+  dataforts_fold_entries_capped_total: ["fold"],
+  dataforts_fold_origins: ["fold"],
   dataforts_transfer_resumes_total: ["reason"],
   dataforts_blob_heat: ["hash"],
 }

@@ -6,6 +6,7 @@ import { connect } from "@nats-io/transport-node"
 import type { NatsConnection } from "@nats-io/nats-core"
 import { afterEach, describe, expect, inject, it } from "vitest"
 import { Materializer } from "../../folds/index.ts"
+import { metricsRegistry } from "../../plugin/index.ts"
 import { seededBytes } from "../support/bytes.ts"
 import { sameBytes } from "../support/expect.ts"
 import { natsFoldBus } from "../support/fold-bus.ts"
@@ -114,6 +115,11 @@ describe("fold floods", () => {
     // syncs are tried per admitted origin and backed off, not per event
     expect(syncTries).toBeLessThan(4 * 1024)
     expect(heap1 - heap0).toBeLessThan(48 * MiB)
+    // operators see it: refusals by fold and reason, origins kept
+    const text = await metricsRegistry(reader!.blobs).metrics()
+    expect(text).toMatch(/dataforts_fold_events_rejected_total\{fold="nodes",reason="origin-cap"\} [1-9]/)
+    expect(text).toMatch(/dataforts_fold_origins\{fold="nodes"\} (\d+)/)
+    expect(Number(/dataforts_fold_origins\{fold="holders"\} (\d+)/.exec(text)?.[1])).toBeLessThanOrEqual(1024)
     // the honest node is still known, alive and a holder
     expect(folds.isAlive("honest")).toBe(true)
     expect(folds.holdersOf(ref.hex)).toContain("honest")

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 import { describe, expect, it } from "vitest"
 import { HeatIndex, HolderIndex, holdersFold, nodesFold } from "../../folds/index.ts"
 import { seededRandom } from "../support/random.ts"
@@ -9,6 +11,14 @@ const hashPool = (n: number, seed: number) => {
   return Array.from({ length: n }, () => Array.from({ length: 64 }, () => "0123456789abcdef"[Math.floor(r() * 16)]).join(""))
 }
 const add = (hashes: string[]) => ({ add: hashes, remove: [] })
+
+/** A forced GC: `--expose-gc` when the runner passed it, else enabled at runtime. */
+function gcFn(): () => void {
+  const g = (globalThis as { gc?: () => void }).gc
+  if (g) return g
+  setFlagsFromString("--expose-gc")
+  return runInNewContext("gc") as () => void
+}
 
 describe("Fold limits (forged and noisy events)", () => {
   const [h1, h2, h3, fake] = hashPool(4, 11) as [string, string, string, string]
@@ -149,6 +159,23 @@ describe("Fold limits (forged and noisy events)", () => {
     idx.clear("large")
     expect(idx.pairs).toBe(0)
     expect(idx.hashes).toBe(0)
+  })
+
+  it("one origin advertising a million hashes keeps its 100k cap: heap growth stays near 100k pairs", () => {
+    const gc = gcFn()
+    const fold = holdersFold.create({ entryLimit: () => 100_000 })
+    const r = seededRandom(16)
+    const batch = (n: number) => Array.from({ length: n }, () => Array.from({ length: 8 }, () => Math.floor(r() * 2 ** 32).toString(16).padStart(8, "0")).join(""))
+    gc()
+    const before = process.memoryUsage().heapUsed
+    for (let seq = 1; seq <= 100; seq++) fold.apply({ origin: "liar", epoch: 1, seq, data: add(batch(10_000)) })
+    gc()
+    const grown = process.memoryUsage().heapUsed - before
+    console.log(`1M advertised, ${fold.state.countOf("liar")} kept: heap +${(grown / 2 ** 20).toFixed(1)} MiB`)
+    expect(fold.state.countOf("liar")).toBe(100_000)
+    expect(fold.state.capped).toBe(900_000)
+    // ~85 B per pair: 100k pairs ~8 MiB; a million would be ~85 MiB
+    expect(grown).toBeLessThan(24 * 2 ** 20)
   })
 
   it("HeatIndex: a hash new to an origin at its limit is dropped; reads of hashes it has still count", () => {
