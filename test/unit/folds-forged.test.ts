@@ -164,11 +164,13 @@ describe("Fold limits (forged and noisy events)", () => {
   it("one origin advertising a million hashes keeps its 100k cap: heap growth stays near 100k pairs", () => {
     const gc = gcFn()
     const fold = holdersFold.create({ entryLimit: () => 100_000 })
-    const r = seededRandom(16)
-    const batch = (n: number) => Array.from({ length: n }, () => Array.from({ length: 8 }, () => Math.floor(r() * 2 ** 32).toString(16).padStart(8, "0")).join(""))
+    // distinct hashes, cheap to make: a fixed stem, then the seq and the index in hex
+    const stem = hashPool(1, 16)[0]!.slice(0, 48)
+    const hex8 = (n: number) => n.toString(16).padStart(8, "0")
+    const batch = (seq: number) => Array.from({ length: 10_000 }, (_, i) => stem + hex8(seq) + hex8(i))
     gc()
     const before = process.memoryUsage().heapUsed
-    for (let seq = 1; seq <= 100; seq++) fold.apply({ origin: "liar", epoch: 1, seq, data: add(batch(10_000)) })
+    for (let seq = 1; seq <= 100; seq++) fold.apply({ origin: "liar", epoch: 1, seq, data: add(batch(seq)) })
     gc()
     const grown = process.memoryUsage().heapUsed - before
     console.log(`1M advertised, ${fold.state.countOf("liar")} kept: heap +${(grown / 2 ** 20).toFixed(1)} MiB`)
