@@ -2,7 +2,11 @@ import { afterEach, describe, expect, it } from "vitest"
 import { type BlobRef, fetchBlob, metricsRegistry, type ReadSources } from "../../plugin/index.ts"
 import { loadHashBackend } from "../../storage/format/hasher.ts"
 import { toHex } from "../../storage/format/hex.ts"
+import { connect } from "@nats-io/transport-node"
+import { Materializer } from "../../folds/index.ts"
+import { natsFoldBus } from "../../plugin/nats-bus.ts"
 import { seededBytes, seededStream } from "../support/bytes.ts"
+import { RECONNECT } from "../support/fault-node.ts"
 import { sameBytes } from "../support/expect.ts"
 import { type FaultNode, portOf, reconnectedAfter, seededDigestOnce, startFaultNode } from "../support/fault-node.ts"
 import { type NatsServerHandle, startNatsServer } from "../support/nats-server.ts"
@@ -141,4 +145,32 @@ describe("nats-server restarted on the same port mid-read", () => {
     expect(b.blobs.mesh!.holderFailures).toEqual({})
     await meshWorksAgain(a, b, ref)
   }, 90_000)
+
+  it("a fact published while the server was down reaches peers right after the reconnect, not a heartbeat later", async () => {
+    server = await startNatsServer()
+    const prefix = freshPrefix()
+    const [nc1, nc2] = await Promise.all([connect({ servers: server.url, ...RECONNECT }), connect({ servers: server.url, ...RECONNECT })])
+    // heartbeats every 20 s: only the one sent on reconnect can carry the news within the test
+    const m2 = new Materializer({ bus: natsFoldBus(nc2), node: "m2", prefix, heartbeatMs: 20_000 }).start()
+    await nc2.flush() // m2 listens before m1's first heartbeat goes out
+    const m1 = new Materializer({ bus: natsFoldBus(nc1), node: "m1", prefix, heartbeatMs: 20_000 }).start()
+    try {
+      await until(() => m2.liveNodes().includes("m1"), "m2 sees m1")
+      const hex = "ab".repeat(32)
+      const r = restarter()
+      r.start()
+      await until(() => nc1.isClosed() || (nc1 as unknown as { protocol: { connected: boolean } }).protocol.connected === false, "m1 disconnected")
+      // published while down: nats.js drops it when it reconnects
+      m1.have([hex])
+      m1.flush()
+      await r.done()
+      await until(() => m2.holdersOf(hex).includes("m1"), "m2 learns the advert from m1's reconnect heartbeat", 8_000)
+      expect(m2.stats.syncs).toBeGreaterThan(0)
+    } finally {
+      await m1.close()
+      await m2.close()
+      await nc1.close()
+      await nc2.close()
+    }
+  }, 60_000)
 })
