@@ -580,7 +580,7 @@ export class Mesh {
       async ([holder, hexes]) => {
         const got = await fetchBatch(this.nc, { holder, hashes: hexes, hashBackend: this.store.hasher, prefix: this.#opts.prefix }).catch((err: unknown) => {
           // not listening, silent or garbled: blamed like a failed stream (the caller reads those one by one)
-          if (options.signal?.aborted !== true && !this.#closed) this.#blame(holder, (err as { code?: string }).code ?? "NO_HOLDER")
+          if (options.signal?.aborted !== true && !this.#closed) this.#blame(holder, batchFailureCode(err))
           return undefined
         })
         if (got === undefined) return
@@ -640,6 +640,13 @@ export class Mesh {
       returnReceiveArena(this.#pool)
     }
   }
+}
+
+/** The code a failed batch request is counted under: ours, a nats.js timeout, or not listening. */
+function batchFailureCode(err: unknown): string {
+  if (err instanceof Error && err.name === "TimeoutError") return "TIMEOUT"
+  const code = (err as { code?: unknown } | undefined)?.code
+  return typeof code === "string" && /^[A-Z_]+$/.test(code) ? code : "NO_HOLDER"
 }
 
 /** The list rotated left by `by` among its close candidates (spreads chunks over holders). */

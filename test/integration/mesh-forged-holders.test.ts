@@ -114,4 +114,21 @@ describe("a fake node advertising blobs it cannot serve", () => {
     },
     30_000,
   )
+
+  it("small blobs in batches: a liar that is not listening is blamed, the caller gets the rest to read, and the next batch goes to the honest holder", async () => {
+    const prefix = freshPrefix()
+    const [honest, reader] = await Promise.all([startNode(url, "honest", { prefix }), startNode(url, "reader", { prefix, zone: "z1" })])
+    nodes.push(honest!, reader!)
+    const refs: BlobRef[] = []
+    for (let i = 0; i < 20; i++) refs.push(await honest!.blobs.put(seededBytes(3000 + i, 70 + i)))
+    await liar(prefix, "absent", refs)
+    const mesh = reader!.blobs.mesh!
+    await until(() => refs.every((r) => mesh.holdersFor(r.hex, r.hex)[0] === "liar" && mesh.holdersFor(r.hex, r.hex).includes("honest")), "the liar is first for every blob")
+    const rest = await mesh.ensureLocal(refs)
+    expect(rest.length).toBe(refs.length)
+    expect(mesh.holderFailures.NO_HOLDER).toBe(1)
+    expect(mesh.isPenalized("liar")).toBe(true)
+    expect(await mesh.ensureLocal(rest)).toEqual([])
+    for (const r of refs) expect(await reader!.blobs.store.hasBlob(r)).toBe(true)
+  })
 })
