@@ -68,7 +68,9 @@ describe("fetchDir and walkDir on hostile trees between two nodes", () => {
     const dest = join(tmp.path, "repeated")
     const sources: ReadSources = { cache: 0, disk: 0, peers: {} }
     const progress: Array<{ items?: number; totalItems?: number; bytes: number; totalBytes?: number }> = []
+    const started = performance.now()
     await fetchDir(consumer.blobs, root, dest, { sources, onProgress: (p) => progress.push(p) })
+    console.log(`10,000 files (1,000 × 10) materialized in ${(performance.now() - started).toFixed(0)} ms`)
     const model: Record<string, string> = {}
     for (let d = 0; d < 1_000; d++) {
       model[nameOf("d", d)] = "dir 755"
