@@ -153,7 +153,8 @@ describe("nats-server restarted on the same port mid-read", () => {
     // heartbeats every 20 s: only the one sent on reconnect can carry the news within the test
     const m2 = new Materializer({ bus: natsFoldBus(nc2), node: "m2", prefix, heartbeatMs: 20_000 }).start()
     await nc2.flush() // m2 listens before m1's first heartbeat goes out
-    const m1 = new Materializer({ bus: natsFoldBus(nc1), node: "m1", prefix, heartbeatMs: 20_000 }).start()
+    const bus1 = natsFoldBus(nc1)
+    const m1 = new Materializer({ bus: bus1, node: "m1", prefix, heartbeatMs: 20_000 }).start()
     try {
       await until(() => m2.liveNodes().includes("m1"), "m2 sees m1")
       const hex = "ab".repeat(32)
@@ -166,6 +167,10 @@ describe("nats-server restarted on the same port mid-read", () => {
       await r.done()
       await until(() => m2.holdersOf(hex).includes("m1"), "m2 learns the advert from m1's reconnect heartbeat", 8_000)
       expect(m2.stats.syncs).toBeGreaterThan(0)
+      // closed, the materializer stops watching the connection (its status watcher ends)
+      await m1.close()
+      bus1.dispose()
+      await until(() => (nc1 as unknown as { protocol: { listeners: unknown[] } }).protocol.listeners.length === 0, "no status watcher left on m1's connection")
     } finally {
       await m1.close()
       await m2.close()
