@@ -258,9 +258,23 @@ export class Mesh {
     while (this.folds.nearestHolders(hex).length === 0) {
       throwIfAborted(signal)
       this.#checkOpen(hex)
-      if (Date.now() > deadline) throw new NoHolderError(hex, "no live node advertises it")
+      if (!this.#mayWait(deadline)) throw new NoHolderError(hex, "no live node advertises it")
       await new Promise((r) => setTimeout(r, 25))
     }
+  }
+
+  /**
+   * Whether a read that found no reachable holder keeps waiting: until `deadline`; while the
+   * connection is down (for at most OUTAGE_WAIT_MS, then TIMEOUT); and for the discovery
+   * timeout after it came back (holders look dead until their next heartbeat reaches us).
+   */
+  #mayWait(deadline: number): boolean {
+    const now = Date.now()
+    if (this.#link.down) {
+      if (now - this.#link.downSince > OUTAGE_WAIT_MS) throw new TimeoutError(`the NATS connection has been down for ${OUTAGE_WAIT_MS} ms`)
+      return true
+    }
+    return now <= Math.max(deadline, this.#link.reconnectedAt + this.#opts.discoveryTimeoutMs)
   }
 
   /** Fetches one chunk (verified) from the nearest holders, spreading by `spread` over close peers. */
@@ -277,11 +291,8 @@ export class Mesh {
         return await this.#fetchChunkOnce(hex, blobHex, expectedLength, spread, sources, signal, into)
       } catch (err) {
         if (!(err instanceof NoHolderError) || signal.aborted || this.#closed) throw err
-        const now = Date.now()
-        deadline ??= now + this.#opts.discoveryTimeoutMs
-        if (this.#link.down) {
-          if (now - this.#link.downSince > OUTAGE_WAIT_MS) throw new TimeoutError(`the NATS connection has been down for ${OUTAGE_WAIT_MS} ms`)
-        } else if (now > Math.max(deadline, this.#link.reconnectedAt + this.#opts.discoveryTimeoutMs)) throw err
+        deadline ??= Date.now() + this.#opts.discoveryTimeoutMs
+        if (!this.#mayWait(deadline)) throw err
         this.refetches++
         await new Promise((r) => setTimeout(r, 100))
         this.#checkOpen(hex)
