@@ -37,6 +37,8 @@ export class HeatIndex {
   readonly #total = new Map<string, number>()
   /** Reads dropped because their origin was at its cap of distinct hashes. */
   capped = 0
+  /** Per origin, the largest limit a read of it was dropped at since it was last cleared. */
+  readonly #cappedAt = new Map<string, number>()
 
   constructor(readonly halfLifeMs = DEFAULT_HEAT_HALF_LIFE_MS) {}
 
@@ -54,6 +56,7 @@ export class HeatIndex {
     const known = this.#byOrigin.get(origin)
     if ((known?.size ?? 0) >= limit && known?.has(hashHex) !== true) {
       this.capped++
+      this.#cappedAt.set(origin, Math.max(this.#cappedAt.get(origin) ?? 0, limit))
       return
     }
     // keep stored scores finite even when nobody called decay() for a long time
@@ -113,8 +116,14 @@ export class HeatIndex {
     return [...mine].map(([h, s]) => [h, s / down] as const)
   }
 
+  /** The largest limit a read of `origin` was dropped at since it was last cleared. */
+  cappedAt(origin: string): number | undefined {
+    return this.#cappedAt.get(origin)
+  }
+
   /** Forgets `origin`'s reads (subtracting them from the totals). */
   clear(origin: string): void {
+    this.#cappedAt.delete(origin)
     const mine = this.#byOrigin.get(origin)
     if (mine === undefined) return
     this.#byOrigin.delete(origin)

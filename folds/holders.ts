@@ -84,6 +84,8 @@ export class HolderIndex {
   #pairs = 0
   /** Adverts dropped because a node or the index was at its cap. */
   capped = 0
+  /** Per node id, the largest per-node limit an advert of it was dropped at (see `cappedAt`). */
+  readonly #cappedAt = new Map<number, number>()
 
   /** `maxPairs`: most (hash, holder) pairs over all nodes (default 64M). */
   constructor(readonly maxPairs = DEFAULT_MAX_PAIRS) {}
@@ -102,6 +104,16 @@ export class HolderIndex {
   countOf(node: string): number {
     const id = this.#ids.get(node)
     return id === undefined ? 0 : (this.#counts[id] ?? 0)
+  }
+
+  /**
+   * The largest per-node limit at which an advert of `node` was dropped since it was last
+   * cleared (undefined: none): the materializer syncs a node whose limit has grown since
+   * (its heartbeat arrived after its adverts).
+   */
+  cappedAt(node: string): number | undefined {
+    const id = this.#ids.get(node)
+    return id === undefined ? undefined : this.#cappedAt.get(id)
   }
 
   /** Interned node ids (bounded by the nodes with holdings plus a free list). */
@@ -152,6 +164,7 @@ export class HolderIndex {
       const held = known !== undefined && cur !== undefined && (typeof cur === "number" ? cur >> 1 === known : cur.some((x) => x >> 1 === known))
       if (!held) {
         this.capped++
+        if (known !== undefined && this.#counts[known]! >= limit) this.#cappedAt.set(known, Math.max(this.#cappedAt.get(known) ?? 0, limit))
         return false
       }
     }
@@ -267,6 +280,7 @@ export class HolderIndex {
       }
     }
     // nothing refers to the id any more: it is free for the next node
+    this.#cappedAt.delete(id)
     this.#ids.delete(node)
     this.#names[id] = undefined
     this.#counts[id] = 0

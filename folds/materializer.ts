@@ -185,6 +185,8 @@ export class Materializer {
   #queueHead = 0
   #queuedBytes = 0
   #drainHandle: ReturnType<typeof setImmediate> | undefined
+  /** Per built-in fold, the most entries an origin may contribute now. */
+  #limits: Record<string, (origin: string) => number> = {}
   /** Per (fold, origin): when the next sync may start, and the current backoff. */
   readonly #syncGate = new Map<string, { next: number; backoff: number }>()
   #pingCursor = 0
@@ -227,10 +229,10 @@ export class Materializer {
     // Not "alive right now": a restore while a busy event loop delays heartbeats would be cut
     // short for good
     const limitBy = (max: number) => (origin: string) => (origin === this.node ? Number.POSITIVE_INFINITY : this.nodes.watermarkOf(origin) !== undefined ? max : quota)
-    const limits: Record<string, (origin: string) => number> = {
+    const limits: Record<string, (origin: string) => number> = (this.#limits = {
       holders: limitBy(opts.maxHoldingsPerNode ?? DEFAULT_MAX_HOLDINGS_PER_NODE),
       heat: limitBy(opts.maxHeatPerNode ?? DEFAULT_MAX_HEAT_PER_NODE),
-    }
+    })
     for (const def of defs) {
       if (this.#folds.has(def.name)) throw new TypeError(`duplicate fold name: ${def.name}`)
       const limit = limits[def.name]
@@ -600,11 +602,18 @@ export class Materializer {
         // too many origins: nobody to ask; a seq or epoch claim: the origin's own answer decides
         if (r.reason !== "origin-cap") this.#sync(foldName, env.origin)
         return
-      default:
-        // a replay or another epoch than the one applied: either the origin restarted, or
-        // someone published under its name. Its own snapshot settles which (rate-limited)
-        if (r.kind === "stale-epoch") this.#reject(foldName, "stale-epoch")
+      case "stale-epoch":
+        // another epoch than the one applied: the origin restarted, or someone publishes
+        // under its name. Its own snapshot settles which (rate-limited)
+        this.#reject(foldName, "stale-epoch")
         this.#sync(foldName, env.origin)
+        return
+      case "duplicate":
+        // a replay. Events in flight during a sync arrive as replays too, so only where a
+        // snapshot is one heartbeat (`replaces`) is it worth asking: a forged "next" seq
+        // would otherwise keep a live node's real heartbeats out. Elsewhere a snapshot can be
+        // millions of entries, and the next heartbeat's watermark says if anything is missing
+        if (fold.spec.replaces === true) this.#sync(foldName, env.origin)
     }
   }
 
@@ -634,13 +643,29 @@ export class Materializer {
     if (hb === undefined) return
     // our folds, not the heartbeat's keys: a made-up heartbeat may list any number of names
     for (const [name, fold] of this.#folds) {
-      const seq = hb.watermarks[name]
-      if (seq === undefined || seq === 0 || name === "nodes") continue
+      if (name === "nodes") continue
+      const seq = hb.watermarks[name] ?? 0
       const mark = fold.watermarkOf(origin)
-      if (mark === undefined || mark.epoch !== epoch || mark.seq < seq || fold.hasGap(origin)) {
+      if (mark === undefined) {
+        if (seq > 0) this.#sync(name, origin)
+        continue
+      }
+      // behind, a gap, another epoch (forged, or ours is stale), or facts under its name in a
+      // fold it never published in (forged): its snapshot says what is real
+      if (mark.epoch !== epoch || mark.seq < seq || fold.hasGap(origin) || (seq === 0 && mark.seq > 0) || this.#wasCut(name, origin)) {
         this.#sync(name, origin)
       }
     }
+  }
+
+  /**
+   * True when entries of `origin` were dropped at a lower limit than it has now: its adverts
+   * came before its heartbeat (the small quota applied), so its snapshot is fetched again.
+   */
+  #wasCut(foldName: string, origin: string): boolean {
+    const state = foldName === "holders" ? this.holders.state : foldName === "heat" ? this.heat.state : undefined
+    const at = state?.cappedAt(origin)
+    return at !== undefined && at < (this.#limits[foldName]?.(origin) ?? 0)
   }
 
   /**

@@ -126,6 +126,11 @@ describe("Fold limits (forged and noisy events)", () => {
     // a removal makes room again
     fold.apply({ origin: "small", epoch: 1, seq: 3, data: { add: [many[40]!], remove: [many[0]!] } })
     expect(fold.state.holdersOf(many[40]!)).toEqual(["small"])
+    // the limit it was cut at is remembered (the materializer re-syncs once it may hold more), until cleared
+    expect(fold.state.cappedAt("small")).toBe(5)
+    expect(fold.state.cappedAt("big")).toBe(20)
+    fold.restoreOrigin("small", { epoch: 1, seq: 9 }, [])
+    expect(fold.state.cappedAt("small")).toBeUndefined()
   })
 
   it("HolderIndex: maxPairs bounds the whole index; a forgotten node's id is reused, so churn does not grow it", () => {
@@ -186,6 +191,7 @@ describe("Fold limits (forged and noisy events)", () => {
     for (const h of pool) heat.add("o", h, 1, 0, 4)
     expect(heat.entriesOf("o", 0)).toHaveLength(4)
     expect(heat.capped).toBe(6)
+    expect(heat.cappedAt("o")).toBe(4)
     heat.add("o", pool[0]!, 2, 0, 4)
     expect(heat.heatOf(pool[0]!, 0)).toBeCloseTo(3)
   })
