@@ -14,15 +14,17 @@ export {
   type FoldDefinition,
   type FoldEvent,
   type FoldMeta,
+  type FoldOptions,
   type FoldSnapshot,
   type FoldSpec,
   type PageCodec,
+  type RejectReason,
   type Watermark,
 } from "./fold.ts"
 /** Read heat: decayed per-blob, per-node counters and top-N. */
 export { DEFAULT_HEAT_HALF_LIFE_MS, HeatDelta, HeatEntry, HeatIndex, heatFold } from "./heat.ts"
 /** Holders: who holds which hash, and the nearest live ones. */
-export { HashHex, HolderEntry, HolderIndex, HoldersDelta, type HoldingKind, holdersFold, type NearestOptions } from "./holders.ts"
+export { HashHex, HolderEntry, HolderIndex, HoldersDelta, type HoldingKind, holdersFold, holdersFoldWith, type NearestOptions } from "./holders.ts"
 /** The materializer: own facts out, peers' facts in, sync on gaps and late joins. */
 export { Materializer, type MaterializerOptions, type MaterializerStats } from "./materializer.ts"
 /** Membership, liveness, zone and RTT. */
