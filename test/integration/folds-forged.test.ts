@@ -91,9 +91,11 @@ describe("forged fold events", () => {
     let deadAt: number | undefined
     const t0 = Date.now()
     for (let round = 0; round < 20; round++) {
-      for (const f of forged) {
-        evil.publish(`${prefix}.fold.${f.subject}.a`, json(f.env))
-        published++
+      for (let copy = 0; copy < 5; copy++) {
+        for (const f of forged) {
+          evil.publish(`${prefix}.fold.${f.subject}.a`, json(f.env))
+          published++
+        }
       }
       await evil.flush()
       await new Promise((r) => setTimeout(r, 100))
@@ -117,14 +119,17 @@ describe("forged fold events", () => {
     expect(deadAt, "A never looked dead to B").toBeUndefined()
     expect(b.isAlive("a")).toBe(true)
     const rejected = b.stats.rejected
-    expect(rejected.holders?.["future-epoch"]).toBe(20)
+    expect(rejected.holders?.["future-epoch"]).toBe(100)
     expect(rejected.holders?.["new-epoch"]).toBeGreaterThanOrEqual(1)
     expect(rejected.holders?.["seq-jump"]).toBeGreaterThanOrEqual(1)
     expect(rejected.nodes?.["seq-jump"]).toBeGreaterThanOrEqual(1)
-    // syncs A served: gated per (fold, origin) to one per heartbeat, not one per forged event
+    // syncs A served (one page each): gated per (fold, origin) to one per heartbeat interval,
+    // not one per forged event
     const served = a.stats.pagesServed - pagesBefore
-    console.log(`forged: ${published} events in ${Date.now() - t0} ms; A served ${served} sync pages; B deferred ${b.stats.syncsDeferred} syncs`)
-    expect(served).toBeLessThan(published / 2)
+    const elapsed = Date.now() - t0
+    console.log(`forged: ${published} events in ${elapsed} ms; A served ${served} sync pages; B deferred ${b.stats.syncsDeferred} syncs`)
+    expect(served).toBeLessThanOrEqual(3 * (Math.ceil(elapsed / 100) + 2))
+    expect(served).toBeLessThan(published / 5)
     expect(b.stats.syncsDeferred).toBeGreaterThan(0)
   })
 })
