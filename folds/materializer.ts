@@ -202,6 +202,8 @@ export class Materializer {
   #unwatchBus: (() => void) | undefined
   /** Stops watching the bus for reconnects (set while started). */
   #unwatchReconnect: (() => void) | undefined
+  /** The follow-up heartbeats after a reconnect, pending. */
+  readonly #reconnectBeats = new Set<ReturnType<typeof setTimeout>>()
   /** The bus is gone for good (its connection closed): nothing more goes out. */
   #busGone = false
 
@@ -263,12 +265,12 @@ export class Materializer {
     }
     this.#subs.push(this.#bus.subscribe(this.#subjects.sync(this.node), (m) => this.#onSyncRequest(m)))
     this.#subs.push(this.#bus.subscribe(this.#subjects.ping(this.node), (m) => m.respond(new Uint8Array(0))))
-    // a bus whose connection closed takes the materializer with it: its timers, fibers and
-    // requests stop at once, whether or not close() is ever called
     // back after an outage: our events and heartbeats sent meanwhile are lost and peers may
     // think us dead; a heartbeat now makes us live again and carries our watermarks, so they
     // sync what they missed at once (theirs reach us with their next heartbeat)
-    this.#unwatchReconnect = this.#bus.onReconnect?.(() => this.#heartbeat())
+    this.#unwatchReconnect = this.#bus.onReconnect?.(() => this.#afterReconnect())
+    // a bus whose connection closed takes the materializer with it: its timers, fibers and
+    // requests stop at once, whether or not close() is ever called
     this.#unwatchBus = this.#bus.onClose?.(() => {
       this.#busGone = true
       void this.close()
@@ -410,6 +412,8 @@ export class Materializer {
     this.#unwatchBus = undefined
     this.#unwatchReconnect?.()
     this.#unwatchReconnect = undefined
+    for (const t of this.#reconnectBeats) clearTimeout(t)
+    this.#reconnectBeats.clear()
     try {
       // batched own deltas go out (not to a bus that is gone: they would be refused)
       if (this.#started && !this.#busGone) this.#flushHolders()
@@ -479,6 +483,23 @@ export class Materializer {
     const reads = [...this.#heatBatch]
     this.#heatBatch.clear()
     this.#publishOwn("heat", { reads })
+  }
+
+  /**
+   * A heartbeat now, and again 1 s and 3 s later (when sooner than the next regular one):
+   * peers whose own connections come back a moment after ours miss the first.
+   */
+  #afterReconnect(): void {
+    this.#heartbeat()
+    for (const ms of [1000, 3000]) {
+      if (ms >= this.heartbeatMs) break
+      const t = setTimeout(() => {
+        this.#reconnectBeats.delete(t)
+        this.#heartbeat()
+      }, ms)
+      t.unref?.()
+      this.#reconnectBeats.add(t)
+    }
   }
 
   #heartbeat(): void {

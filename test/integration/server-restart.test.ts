@@ -146,10 +146,15 @@ describe("nats-server restarted on the same port mid-read", () => {
     await meshWorksAgain(a, b, ref)
   }, 90_000)
 
-  it("a fact published while the server was down reaches peers right after the reconnect, not a heartbeat later", async () => {
+  it("a fact published while the server was down reaches peers right after the reconnect, also one that reconnects later, not a heartbeat later", async () => {
     server = await startNatsServer()
     const prefix = freshPrefix()
-    const [nc1, nc2] = await Promise.all([connect({ servers: server.url, ...RECONNECT }), connect({ servers: server.url, ...RECONNECT })])
+    // m2's connection comes back later than m1's (it retries every 1.5 s): the heartbeat m1
+    // sends the moment it is back finds nobody, a follow-up must reach m2
+    const [nc1, nc2] = await Promise.all([
+      connect({ servers: server.url, ...RECONNECT }),
+      connect({ servers: server.url, ...RECONNECT, reconnectTimeWait: 1500, reconnectJitter: 0 }),
+    ])
     // heartbeats every 20 s: only the one sent on reconnect can carry the news within the test
     const m2 = new Materializer({ bus: natsFoldBus(nc2), node: "m2", prefix, heartbeatMs: 20_000 }).start()
     await nc2.flush() // m2 listens before m1's first heartbeat goes out
