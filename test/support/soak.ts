@@ -267,13 +267,14 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
         if (attempt > 1) report.retries++
         let reader = pickReader(b, r)
-        if (reader === undefined && attempt > 1) retrying.set(b.ref, (retrying.get(b.ref) ?? 0) + 1)
+        const holdBack = reader === undefined && attempt > 1
+        if (holdBack) retrying.set(b.ref, (retrying.get(b.ref) ?? 0) + 1)
         // bounded: a node down comes back within downMs plus its start, a busy reader finishes its read
         for (const until = Date.now() + 60_000; reader === undefined && Date.now() < until; ) {
           await sleep(50)
           reader = pickReader(b, r)
         }
-        if (attempt > 1 && retrying.has(b.ref)) {
+        if (holdBack) {
           const n = retrying.get(b.ref)! - 1
           if (n > 0) retrying.set(b.ref, n)
           else retrying.delete(b.ref)
