@@ -35,6 +35,13 @@ export interface FoldEvent<D> {
   readonly seq: number
   readonly epoch?: number
   readonly data: D
+  /**
+   * Optional fingerprint of the event as received (the materializer hashes the message
+   * bytes). The fold remembers those of the last few events it applied per origin: a replay
+   * of one of those seqs with another digest is a `conflict` (someone else published at that
+   * seq), not a duplicate.
+   */
+  readonly digest?: number
 }
 
 /** Optional binary encoding of a page of snapshot entries (default: JSON + the entry Schema). */
@@ -99,7 +106,7 @@ export interface FoldOptions {
 }
 
 /** Why an event was refused outright (neither applied nor held back). */
-export type RejectReason = "origin-cap" | "seq-jump" | "new-epoch"
+export type RejectReason = "origin-cap" | "seq-jump" | "new-epoch" | "conflict"
 
 /** The result of `Fold.apply`: applied, ignored as a replay, or held back behind a gap. */
 export type ApplyResult =
@@ -139,9 +146,13 @@ const REJECTED = {
   "origin-cap": { kind: "rejected", reason: "origin-cap" },
   "seq-jump": { kind: "rejected", reason: "seq-jump" },
   "new-epoch": { kind: "rejected", reason: "new-epoch" },
+  conflict: { kind: "rejected", reason: "conflict" },
 } as const satisfies Record<RejectReason, ApplyResult>
 
-type Mark = { epoch: number; seq: number; pending?: Map<number, FoldEvent<unknown>> }
+/** Digests remembered per origin (of the last events applied). */
+const DIGESTS_KEPT = 16
+
+type Mark = { epoch: number; seq: number; pending?: Map<number, FoldEvent<unknown>>; digests?: Map<number, number> }
 
 /**
  * A running fold: the spec's state plus per-origin watermarks. Events below the
@@ -197,7 +208,10 @@ export class Fold<S, D, E> {
     // heard now: the most recently heard origins are the last to be evicted
     this.#marks.delete(event.origin)
     this.#marks.set(event.origin, mark)
-    if (event.seq <= mark.seq) return DUPLICATE
+    if (event.seq <= mark.seq) {
+      const applied = event.digest === undefined ? undefined : mark.digests?.get(event.seq)
+      return applied !== undefined && applied !== event.digest ? REJECTED.conflict : DUPLICATE
+    }
     if (event.seq > mark.seq + 1 && this.spec.replaces !== true) {
       const pending = (mark.pending ??= new Map())
       if (pending.size < MAX_PENDING_PER_ORIGIN || pending.has(event.seq)) pending.set(event.seq, event)
@@ -325,6 +339,11 @@ export class Fold<S, D, E> {
     const meta: FoldMeta = limit === undefined ? { origin: event.origin, seq: event.seq, now } : { origin: event.origin, seq: event.seq, now, limit }
     this.#state = this.spec.apply(this.#state, event.data, meta)
     mark.seq = event.seq
+    if (event.digest !== undefined) {
+      const digests = (mark.digests ??= new Map())
+      digests.set(event.seq, event.digest)
+      if (digests.size > DIGESTS_KEPT) digests.delete(digests.keys().next().value!)
+    }
   }
 
   #drain(mark: Mark, now: number): void {

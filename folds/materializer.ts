@@ -112,6 +112,13 @@ const DEFAULT_MAX_HEAT_PER_NODE = 100_000
 const DEFAULT_NOT_LIVE_QUOTA = 1024
 const DEFAULT_MAX_EPOCH_SKEW_MS = 10 * 60_000
 
+/** FNV-1a over the message bytes: tells a forged event from the real one at the same seq. */
+function fnv1a(bytes: Uint8Array): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193)
+  return h >>> 0
+}
+
 /**
  * `Effect.sleep` on an unref'd timer: a fold's periodic work (heartbeats, sweeps, pings,
  * decay) never keeps a process alive on its own. It only matters while the bus is up, and an
@@ -608,7 +615,7 @@ export class Materializer {
       this.#reject(foldName, "malformed")
       return
     }
-    const r = fold.apply({ origin: env.origin, epoch: env.epoch, seq: env.seq, data }, at)
+    const r = fold.apply({ origin: env.origin, epoch: env.epoch, seq: env.seq, data, digest: fnv1a(msg.data) }, at)
     switch (r.kind) {
       case "applied":
         this.stats.applied++
@@ -620,7 +627,8 @@ export class Materializer {
         return
       case "rejected":
         this.#reject(foldName, r.reason)
-        // too many origins: nobody to ask; a seq or epoch claim: the origin's own answer decides
+        // too many origins: nobody to ask; a seq or epoch claim, or two events at one seq: the
+        // origin's own answer decides
         if (r.reason !== "origin-cap") this.#sync(foldName, env.origin)
         return
       case "stale-epoch":

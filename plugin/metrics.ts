@@ -78,7 +78,7 @@ const DEFS: Def[] = [
   } },
   { name: "dataforts_fold_publishes_denied_total", help: "Own fold facts not sent because the NATS server denies their subject (refused, or held back after a refusal)", kind: "counter", read: (b) => m(b)?.bus.publishesDenied() ?? 0 },
   { name: "dataforts_fold_syncs_total", help: "Origin snapshots restored (late joins and gaps)", kind: "counter", read: (b) => m(b)?.folds.stats.syncs ?? 0 },
-  { name: "dataforts_fold_events_rejected_total", help: "Fold events refused, by fold and reason (origin-mismatch, malformed, future-epoch, new-epoch, stale-epoch, seq-jump, origin-cap, overload)", kind: "counter", read: (b) =>
+  { name: "dataforts_fold_events_rejected_total", help: "Fold events refused, by fold and reason (origin-mismatch, malformed, future-epoch, new-epoch, stale-epoch, seq-jump, conflict, origin-cap, overload)", kind: "counter", read: (b) =>
     Object.entries(m(b)?.folds.stats.rejected ?? {}).flatMap(([fold, byReason]) => Object.entries(byReason).map(([reason, value]) => ({ labels: { fold, reason }, value }))) },
   { name: "dataforts_fold_entries_capped_total", help: "Holdings and heat entries dropped because their origin (or the index) was at its cap", kind: "counter", read: (b) => {
     const f = m(b)?.folds

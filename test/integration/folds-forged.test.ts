@@ -132,4 +132,25 @@ describe("forged fold events", () => {
     expect(served).toBeLessThan(published / 5)
     expect(b.stats.syncsDeferred).toBeGreaterThan(0)
   })
+
+  it("a forged next event under an honest name is undone when the real one at that seq arrives", async () => {
+    const prefix = `t-${randomUUID()}`
+    const a = await node(prefix, "a")
+    const b = await node(prefix, "b")
+    const [h1, h2, fake] = hashes(3) as [string, string, string]
+    a.have([h1])
+    await until(() => b.holdersOf(h1).includes("a"), "B sees h1")
+    const evil = await conn()
+    const epoch = await epochOf(evil, prefix, "a")
+    const next = a.ownWatermarks().holders! + 1
+    // the attacker is first at A's next seq: B applies it (it follows on)
+    evil.publish(`${prefix}.fold.holders.a`, json({ origin: "a", epoch, seq: next, data: { add: [fake], remove: [h1] } }))
+    await until(() => b.holdersOf(fake).includes("a"), "B took the forged event")
+    // A's real event at that seq is not a replay to ignore: B asks A
+    a.have([h2])
+    a.flush()
+    await until(() => b.holdersOf(h2).includes("a") && b.holdersOf(fake).length === 0, "B has A's real facts again")
+    expect(b.holdersOf(h1)).toEqual(["a"])
+    expect(b.stats.rejected.holders?.conflict).toBe(1)
+  })
 })

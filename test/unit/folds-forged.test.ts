@@ -96,6 +96,18 @@ describe("Fold limits (forged and noisy events)", () => {
     expect(fold.state.holdersOf(h3)).toEqual(["a"])
   })
 
+  it("a replay of a recently applied seq with other bytes is a conflict; the same bytes a duplicate", () => {
+    const fold = holdersFold.create()
+    fold.apply({ origin: "a", epoch: 1, seq: 1, data: add([h1]), digest: 111 })
+    // the forged "next" event got in first; the real one is not a harmless replay
+    fold.apply({ origin: "a", epoch: 1, seq: 2, data: add([fake]), digest: 666 })
+    expect(fold.apply({ origin: "a", epoch: 1, seq: 2, data: add([h2]), digest: 222 })).toEqual({ kind: "rejected", reason: "conflict" })
+    expect(fold.apply({ origin: "a", epoch: 1, seq: 2, data: add([fake]), digest: 666 }).kind).toBe("duplicate")
+    // a seq restored from a snapshot has no digest to compare: a replay of it is a duplicate
+    fold.restoreOrigin("a", { epoch: 1, seq: 5 }, [{ hash: h2, kind: "blob" }])
+    expect(fold.apply({ origin: "a", epoch: 1, seq: 4, data: add([h3]), digest: 444 }).kind).toBe("duplicate")
+  })
+
   it("past maxOrigins the least recently heard evictable origin makes room; with none evictable the newcomer is refused", () => {
     const live = new Set(["keep"])
     const fold = holdersFold.create({ maxOrigins: 3, evictable: (o) => !live.has(o) })
