@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto"
+import { join } from "node:path"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
@@ -6,12 +7,14 @@ import { connect } from "@nats-io/transport-node"
 import type { NatsConnection } from "@nats-io/nats-core"
 import { afterEach, describe, expect, inject, it } from "vitest"
 import { Materializer } from "../../folds/index.ts"
-import { metricsRegistry } from "../../plugin/index.ts"
-import { seededBytes } from "../support/bytes.ts"
+import { BlobRef, metricsRegistry } from "../../plugin/index.ts"
+import { seededStream } from "../support/bytes.ts"
 import { sameBytes } from "../support/expect.ts"
+import { spawnTs } from "../support/child.ts"
 import { natsFoldBus } from "../support/fold-bus.ts"
 import { freshPrefix, startNode, type TestNode } from "../support/nodes.ts"
 import { until } from "../support/poll.ts"
+import { tempDir } from "../support/temp.ts"
 
 /**
  * Floods on an open server: a raw client makes up origins by the hundred thousand, or
@@ -57,43 +60,34 @@ describe("fold floods", () => {
 
   it("100k made-up origins (a heartbeat or an advert each) while a read goes on: the read finishes, the folds keep at most 1024 origins, syncs stay few", async () => {
     const prefix = freshPrefix()
-    // default options (startNode shortens them for speed); both nodes share this process, so
-    // each flood is taken in twice here, and transfer frames queue behind it on each connection
-    const [honest, reader] = await Promise.all([startNode(url, "honest", { prefix, ...DEFAULTS }), startNode(url, "reader", { prefix, ...DEFAULTS })])
-    nodes.push(honest!, reader!)
-    const bytes = seededBytes(24 << 20, 61)
-    const ref = await honest!.blobs.put(bytes)
-    const folds = reader!.blobs.mesh!.folds
+    const tmp = await tempDir("df-flood-")
+    cleanup.push(() => tmp.remove())
+    // the holder and the attacker in their own processes, as on a real bus: the reader's event
+    // loop is the one under test (default options: startNode shortens them for speed)
+    const holder = spawnTs("child-node.ts", ["put", url, prefix, "honest", join(tmp.path, "h"), String(24 << 20), "61"])
+    cleanup.push(async () => holder.proc.kill("SIGKILL"))
+    const ref = BlobRef.parse(await holder.line((l) => l.startsWith("df1-")))
+    const reader = await startNode(url, "reader", { prefix, ...DEFAULTS })
+    nodes.push(reader)
+    const folds = reader.blobs.mesh!.folds
     await until(() => folds.nearestHolders(ref.hex).includes("honest"), "the reader knows the honest holder")
     const heap0 = heapAfterGc()
     const lag = monitorEventLoopDelay({ resolution: 10 })
     lag.enable()
 
-    const evil = await attacker()
     const ORIGINS = 100_000
-    const epoch = Date.now() * 1000
     const t0 = Date.now()
-    const flood = (async () => {
-      for (let i = 0; i < ORIGINS; i++) {
-        const origin = `fake${i}`
-        if (i % 2 === 0) {
-          // alive for an hour, claiming a holders watermark nobody serves: everyone would sync it
-          evil.publish(`${prefix}.fold.nodes.${origin}`, json({ origin, epoch, seq: 1, data: { intervalMs: 3_600_000, watermarks: { holders: 2 } } }))
-        } else {
-          evil.publish(`${prefix}.fold.holders.${origin}`, json({ origin, epoch, seq: 1, data: { add: [hex(), ref.hex], remove: [] } }))
-        }
-        // paced by the server's PONGs: as fast as the server takes it, not one burst
-        if (i % 2000 === 1999) await evil.flush()
-      }
-      // after everything else from this connection: the reader has seen the flood once it sees this
-      evil.publish(`${prefix}.fold.heat.sentinel`, enc.encode("end of flood"))
-      await evil.flush()
-    })()
-    // the read runs through the flood
-    const got = await reader!.blobs.get(ref).catch((err: unknown) => err as Error)
-    const readMs = Date.now() - t0
-    await flood
-    const floodMs = Date.now() - t0
+    const evil = spawnTs("child-flood.ts", [url, prefix, String(ORIGINS), ref.hex])
+    cleanup.push(async () => evil.proc.kill("SIGKILL"))
+    const flood = evil.line((l) => l.startsWith("done "), 60_000)
+    // the read starts once the flood reaches the reader, and runs through it
+    const heardOf = () => folds.stats.applied + Object.values(folds.stats.rejected).reduce((n, r) => n + Object.values(r).reduce((x, y) => x + y, 0), 0)
+    await until(() => heardOf() > 5000, "the flood reaches the reader", 30_000)
+    const readFrom = Date.now()
+    const got = await reader.blobs.get(ref).catch((err: unknown) => err as Error)
+    const readMs = Date.now() - readFrom
+    const floodLeft = ORIGINS - heardOf()
+    const floodMs = Number((await flood).slice(5))
     // the sentinel is refused either way: malformed, or unheard-of while the queue was full
     await until(() => (folds.stats.rejected.heat?.malformed ?? 0) + (folds.stats.rejected.heat?.overload ?? 0) === 1, "the reader has taken in the flood", 30_000)
     const takenMs = Date.now() - t0
@@ -101,12 +95,14 @@ describe("fold floods", () => {
     const heap1 = heapAfterGc()
     const syncTries = folds.stats.syncs + folds.stats.syncFailures
     console.log(
-      `flood: ${ORIGINS} origins published in ${floodMs} ms, taken in by ${takenMs} ms; 24 MiB read done after ${readMs} ms; event loop lag max ${(lag.max / 1e6).toFixed(0)} ms p99 ${(lag.percentile(99) / 1e6).toFixed(0)} ms; ` +
+      `flood: ${ORIGINS} origins published in ${floodMs} ms, taken in by ${takenMs} ms; 24 MiB read in ${readMs} ms with ${floodLeft} flood events still to come; event loop lag max ${(lag.max / 1e6).toFixed(0)} ms p99 ${(lag.percentile(99) / 1e6).toFixed(0)} ms; ` +
         `origins kept nodes=${folds.nodes.origins} holders=${folds.holders.origins}; holder ids ${folds.holders.state.internedNodes}; syncs tried ${syncTries}, deferred ${folds.stats.syncsDeferred}; ` +
         `heap +${((heap1 - heap0) / MiB).toFixed(1)} MiB; rejected ${JSON.stringify(folds.stats.rejected)}`,
     )
-    if (!(got instanceof Uint8Array)) console.log(`read failed: ${got}; honest alive ${folds.isAlive("honest")}, holders ${folds.holdersOf(ref.hex).filter((h) => !h.startsWith("fake"))}, failures ${JSON.stringify(reader!.blobs.mesh!.holderFailures)}`)
-    expect(got instanceof Uint8Array ? sameBytes(got, bytes) : got).toBe(true)
+    if (!(got instanceof Uint8Array)) console.log(`read failed: ${got}; honest alive ${folds.isAlive("honest")}, holders ${folds.holdersOf(ref.hex).filter((h) => !h.startsWith("fake"))}, failures ${JSON.stringify(reader.blobs.mesh!.holderFailures)}`)
+    const expected: Uint8Array[] = []
+    for await (const part of seededStream(24 << 20, 61)) expected.push(part.slice())
+    expect(got instanceof Uint8Array ? sameBytes(got, Buffer.concat(expected)) : got).toBe(true)
     expect(folds.nodes.origins).toBeLessThanOrEqual(1024)
     expect(folds.holders.origins).toBeLessThanOrEqual(1024)
     expect(folds.holders.state.internedNodes).toBeLessThanOrEqual(1024)
@@ -116,7 +112,7 @@ describe("fold floods", () => {
     expect(syncTries).toBeLessThan(4 * 1024)
     expect(heap1 - heap0).toBeLessThan(48 * MiB)
     // operators see it: refusals by fold and reason, origins kept
-    const text = await metricsRegistry(reader!.blobs).metrics()
+    const text = await metricsRegistry(reader.blobs).metrics()
     expect(text).toMatch(/dataforts_fold_events_rejected_total\{fold="nodes",reason="origin-cap"\} [1-9]/)
     expect(text).toMatch(/dataforts_fold_origins\{fold="nodes"\} (\d+)/)
     expect(Number(/dataforts_fold_origins\{fold="holders"\} (\d+)/.exec(text)?.[1])).toBeLessThanOrEqual(1024)
