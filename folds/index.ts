@@ -26,7 +26,7 @@ export { DEFAULT_HEAT_HALF_LIFE_MS, HeatDelta, HeatEntry, HeatIndex, heatFold } 
 /** Holders: who holds which hash, and the nearest live ones. */
 export { HashHex, HolderEntry, HolderIndex, HoldersDelta, type HoldingKind, holdersFold, holdersFoldWith, type NearestOptions } from "./holders.ts"
 /** The materializer: own facts out, peers' facts in, sync on gaps and late joins. */
-export { Materializer, type MaterializerOptions, type MaterializerStats } from "./materializer.ts"
+export { type FoldLimits, Materializer, type MaterializerOptions, type MaterializerStats } from "./materializer.ts"
 /** Membership, liveness, zone and RTT. */
 export { DEFAULT_HEARTBEAT_MS, Heartbeat, LIVENESS_INTERVALS, NodeId, NodeIndex, nodesFold } from "./nodes.ts"
 /** Subjects and the sync page format (docs/PROTOCOL.md mirrors this). */

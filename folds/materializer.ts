@@ -71,6 +71,9 @@ export interface MaterializerOptions {
   readonly now?: () => number
 }
 
+/** The caps on what peers can make a node hold (folds/README.md § Forged traffic has the defaults). */
+export type FoldLimits = Pick<MaterializerOptions, "maxOrigins" | "maxHoldingsPerNode" | "maxHolderPairs" | "maxHeatPerNode" | "notLiveQuota" | "maxSeqJump" | "maxEpochSkewMs">
+
 /** Counters for observability (and tests): what was dropped, synced, gapped. */
 export interface MaterializerStats {
   /** Events, requests or pages that failed to decode and were dropped. */

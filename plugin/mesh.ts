@@ -1,5 +1,5 @@
 import type { NatsConnection } from "@nats-io/nats-core"
-import { type AnyFoldDefinition, Materializer } from "../folds/index.ts"
+import { type AnyFoldDefinition, type FoldLimits, Materializer } from "../folds/index.ts"
 import { BlobRef } from "../storage/format/blob-ref.ts"
 import { ClosedError, NoHolderError, PermissionError, throwIfAborted, type DatafortsError } from "../storage/format/errors.ts"
 import { toHex } from "../storage/format/hex.ts"
@@ -51,6 +51,8 @@ export interface AttachOptions {
   nodeBudgetBytes?: number
   /** Chunks one read fetches at once (default 6). */
   chunkConcurrency?: number
+  /** Caps on what peers can make this node hold in its folds (defaults: folds/README.md § Forged traffic). */
+  foldLimits?: FoldLimits
   /** Application folds to materialize beside Dataforts' own (see `defineFold`). */
   folds?: AnyFoldDefinition[]
 }
@@ -93,7 +95,7 @@ export class Mesh {
   readonly #pool = borrowReceiveArena()
   /** Holders abandoned or blamed, by error code (for operators and tests). */
   readonly holderFailures: Record<string, number> = {}
-  readonly #opts: Required<Omit<AttachOptions, "zone" | "nats" | "folds">> & { zone?: string }
+  readonly #opts: Required<Omit<AttachOptions, "zone" | "nats" | "folds" | "foldLimits">> & { zone?: string }
   #closed = false
   #closing: Promise<void> | undefined
   /** The connection closed under this mesh (which then closed itself): reads say NO_HOLDER. */
@@ -134,6 +136,7 @@ export class Mesh {
       heartbeatMs: this.#opts.heartbeatMs,
       ...(options.zone === undefined ? {} : { zone: options.zone }),
       ...(options.folds === undefined ? {} : { folds: options.folds }),
+      ...options.foldLimits,
     })
     this.sender = startSender(nc, { node: options.node, prefix: this.#opts.prefix, source: storeChunkSource(store) })
     this.#link = watchConnection(nc)

@@ -58,7 +58,7 @@ describe("fold floods", () => {
     return nc
   }
 
-  it("100k made-up origins (a heartbeat or an advert each) while a read goes on: the read finishes, the folds keep at most 1024 origins, syncs stay few", async () => {
+  it("100k made-up origins (a heartbeat or an advert each) while a read goes on: the read finishes, the folds keep at most their cap of origins, syncs stay few", async () => {
     const prefix = freshPrefix()
     const tmp = await tempDir("df-flood-")
     cleanup.push(() => tmp.remove())
@@ -67,7 +67,9 @@ describe("fold floods", () => {
     const holder = spawnTs("child-node.ts", ["put", url, prefix, "honest", join(tmp.path, "h"), String(24 << 20), "61"])
     cleanup.push(async () => holder.proc.kill("SIGKILL"))
     const ref = BlobRef.parse(await holder.line((l) => l.startsWith("df1-")))
-    const reader = await startNode(url, "reader", { prefix, ...DEFAULTS })
+    // a cap below the default (1024), to see that Blobs.open's foldLimits reach the folds
+    const MAX_ORIGINS = 512
+    const reader = await startNode(url, "reader", { prefix, ...DEFAULTS, foldLimits: { maxOrigins: MAX_ORIGINS } })
     nodes.push(reader)
     const folds = reader.blobs.mesh!.folds
     await until(() => folds.nearestHolders(ref.hex).includes("honest"), "the reader knows the honest holder")
@@ -103,19 +105,19 @@ describe("fold floods", () => {
     const expected: Uint8Array[] = []
     for await (const part of seededStream(24 << 20, 61)) expected.push(part.slice())
     expect(got instanceof Uint8Array ? sameBytes(got, Buffer.concat(expected)) : got).toBe(true)
-    expect(folds.nodes.origins).toBeLessThanOrEqual(1024)
-    expect(folds.holders.origins).toBeLessThanOrEqual(1024)
-    expect(folds.holders.state.internedNodes).toBeLessThanOrEqual(1024)
-    expect(folds.holders.state.pairs).toBeLessThanOrEqual(2 * 1024 + 10)
+    expect(folds.nodes.origins).toBeLessThanOrEqual(MAX_ORIGINS)
+    expect(folds.holders.origins).toBeLessThanOrEqual(MAX_ORIGINS)
+    expect(folds.holders.state.internedNodes).toBeLessThanOrEqual(MAX_ORIGINS)
+    expect(folds.holders.state.pairs).toBeLessThanOrEqual(2 * MAX_ORIGINS + 10)
     expect(folds.stats.rejected.nodes?.["origin-cap"] ?? 0).toBeGreaterThan(0)
     // syncs are tried per admitted origin and backed off, not per event
-    expect(syncTries).toBeLessThan(4 * 1024)
+    expect(syncTries).toBeLessThan(4 * MAX_ORIGINS)
     expect(heap1 - heap0).toBeLessThan(48 * MiB)
     // operators see it: refusals by fold and reason, origins kept
     const text = await metricsRegistry(reader.blobs).metrics()
     expect(text).toMatch(/dataforts_fold_events_rejected_total\{fold="nodes",reason="origin-cap"\} [1-9]/)
     expect(text).toMatch(/dataforts_fold_origins\{fold="nodes"\} (\d+)/)
-    expect(Number(/dataforts_fold_origins\{fold="holders"\} (\d+)/.exec(text)?.[1])).toBeLessThanOrEqual(1024)
+    expect(Number(/dataforts_fold_origins\{fold="holders"\} (\d+)/.exec(text)?.[1])).toBeLessThanOrEqual(MAX_ORIGINS)
     // the honest node is still known, alive and a holder
     expect(folds.isAlive("honest")).toBe(true)
     expect(folds.holdersOf(ref.hex)).toContain("honest")
