@@ -818,11 +818,19 @@ export class Materializer {
     }
   }
 
-  /** Pings one live peer per tick, round robin, and folds the RTT in. */
+  /**
+   * Pings one live peer per tick, round robin, and folds the RTT in. Ticks alternate between
+   * peers that have answered a ping and those that have not yet: made-up live nodes (which
+   * answer nothing) cannot push real peers' RTTs out of the rotation.
+   */
   #ping(): void {
-    const peers = this.liveNodes().filter((n) => n !== this.node)
-    if (peers.length === 0) return
-    const peer = peers[this.#pingCursor++ % peers.length]!
+    const all = this.liveNodes().filter((n) => n !== this.node)
+    if (all.length === 0) return
+    const tick = this.#pingCursor++
+    const answered = all.filter((n) => this.nodes.state.rttOf(n) !== undefined)
+    const mixed = answered.length > 0 && answered.length < all.length
+    const peers = !mixed ? all : tick % 2 === 0 ? answered : all.filter((n) => this.nodes.state.rttOf(n) === undefined)
+    const peer = peers[(mixed ? tick >> 1 : tick) % peers.length]!
     const t0 = performance.now()
     const p: Promise<void> = this.#bus
       .request(this.#subjects.ping(peer), new Uint8Array(0), { timeoutMs: this.heartbeatMs })

@@ -153,4 +153,29 @@ describe("forged fold events", () => {
     expect(b.holdersOf(h1)).toEqual(["a"])
     expect(b.stats.rejected.holders?.conflict).toBe(1)
   })
+
+  it("hundreds of made-up live nodes that answer no ping do not push a real peer out of the ping rotation", async () => {
+    const prefix = `t-${randomUUID()}`
+    const zz = await node(prefix, "zz", { heartbeatMs: 50 })
+    const a = await node(prefix, "a", { heartbeatMs: 50 })
+    await until(() => a.rttOf("zz") !== undefined, "A measured zz")
+    const evil = await conn()
+    const epoch = Date.now() * 1000
+    for (let i = 0; i < 300; i++) {
+      evil.publish(`${prefix}.fold.nodes.fake${i}`, json({ origin: `fake${i}`, epoch, seq: 1, data: { intervalMs: 3_600_000, watermarks: {} } }))
+    }
+    await evil.flush()
+    await until(() => a.liveNodes().length >= 302, "A sees the made-up nodes alive")
+    // count A's pings to zz over 20 ticks: every other tick goes to a peer that answered
+    let pings = 0
+    const sub = evil.subscribe(`${prefix}.ping.zz`, {
+      callback: () => {
+        pings++
+      },
+    })
+    await new Promise((r) => setTimeout(r, 1000))
+    sub.unsubscribe()
+    expect(pings).toBeGreaterThanOrEqual(5)
+    expect(zz.isAlive("a")).toBe(true)
+  })
 })
