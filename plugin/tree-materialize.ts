@@ -93,8 +93,7 @@ export async function materializeTree(blobs: Blobs, root: DirManifest, tmp: stri
       else if (entry.kind === "symlink") {
         const { target } = entry
         await pipeline.after(() => symlink(target, join(tmp, path)))
-      }
-      else {
+      } else {
         // writable by us until its subtree is complete
         await mkdir(join(tmp, path), { mode: 0o700 })
         throwIfAborted(options.signal)
